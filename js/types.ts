@@ -1,0 +1,62 @@
+// Typed mirror of the traits of `LabelPane` in src/armillary/widget.py.
+// Keep the two in step: a trait added there is added here.
+
+export interface ClassButton {
+  name: string;
+  colour: string;
+  key: string;
+}
+
+export interface ShownValue {
+  name: string;
+  /** Formatted value; null when the catalogue has no value (NaN, masked, empty). */
+  value: string | null;
+}
+
+export interface Candidate {
+  id?: string | number;
+  score?: number | null;
+  model_version?: number;
+  values?: ShownValue[];
+  image_name?: string | null;
+}
+
+export interface Act {
+  client: string;
+  seq: number;
+  action: "label" | "unsure" | "skip" | "undo";
+  id: string | number | null;
+  label: string | null;
+}
+
+export interface Counts {
+  labelled?: number;
+  unsure?: number;
+  skipped?: number;
+  pool?: number;
+}
+
+export interface PaneModel {
+  title: string;
+  classes: ClassButton[];
+  candidate: Candidate;
+  image: DataView | null;
+  acked: Record<string, number>;
+  recent: Act[];
+  status: string;
+  counts: Counts;
+  error: string;
+}
+
+/** Messages the view sends to the kernel. */
+export interface ActMessage extends Act {
+  type: "act";
+}
+
+/** Messages the kernel sends to the view. */
+export interface NackMessage {
+  type: "nack";
+  client: string;
+  seq: number;
+  error: string;
+}

@@ -1,0 +1,273 @@
+// The labelling pane: an anywidget view of `LabelPane` (src/armillary/widget.py).
+// It shows one source, sends acts to the kernel and marks each act saved only once the
+// kernel has acknowledged its commit (`acked`); until then the act shows as pending and
+// is re-sent.
+import type { AnyModel, RenderProps } from "@anywidget/types";
+import "./widget.css";
+import type { Act, Candidate, NackMessage, PaneModel } from "./types";
+
+type Model = AnyModel<PaneModel>;
+type ActState = "pending" | "saved" | "failed";
+
+interface Entry {
+  act: Act;
+  state: ActState;
+  error?: string;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+const RESEND_MS = 2500;
+const LOG_LENGTH = 6;
+
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  cls = "",
+  text = "",
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  if (cls) el.className = cls;
+  if (text) el.textContent = text;
+  return el;
+}
+
+function newClientId(): string {
+  const c = globalThis.crypto;
+  return c && "randomUUID" in c ? c.randomUUID() : `c${Date.now()}${Math.random()}`;
+}
+
+function describe(act: Act): string {
+  const what = act.action === "label" ? act.label ?? "" : act.action;
+  if (act.action === "undo") return act.id === null ? "undo" : `undo · ${act.id}`;
+  return `${what} · ${act.id ?? ""}`;
+}
+
+/** Everything the view draws, kept so that updates touch only what changed. */
+interface Parts {
+  root: HTMLDivElement;
+  title: HTMLSpanElement;
+  counts: HTMLSpanElement;
+  id: HTMLDivElement;
+  meta: HTMLDivElement;
+  image: HTMLDivElement;
+  values: HTMLTableElement;
+  buttons: HTMLDivElement;
+  log: HTMLOListElement;
+  status: HTMLDivElement;
+  error: HTMLDivElement;
+}
+
+function build(): Parts {
+  const root = h("div", "armillary-pane");
+  root.tabIndex = 0;
+  const header = h("div", "arm-header");
+  const title = h("span", "arm-title");
+  const counts = h("span", "arm-counts");
+  header.append(title, counts);
+  const card = h("div", "arm-card");
+  const id = h("div", "arm-id");
+  const meta = h("div", "arm-meta");
+  const body = h("div", "arm-body");
+  const image = h("div", "arm-image");
+  const values = h("table", "arm-values");
+  body.append(image, values);
+  card.append(id, meta, body);
+  const buttons = h("div", "arm-buttons");
+  const logTitle = h("div", "arm-section", "Recent");
+  const log = h("ol", "arm-log");
+  const status = h("div", "arm-status");
+  const error = h("div", "arm-error");
+  error.setAttribute("role", "alert");
+  root.append(header, card, buttons, error, logTitle, log, status);
+  return { root, title, counts, id, meta, image, values, buttons, log, status, error };
+}
+
+function drawValues(table: HTMLTableElement, cand: Candidate): void {
+  table.replaceChildren();
+  for (const v of cand.values ?? []) {
+    const tr = h("tr");
+    const td = h("td", "arm-value");
+    if (v.value === null) {
+      td.textContent = "—";
+      td.classList.add("arm-missing");
+      td.title = "missing in the catalogue";
+    } else {
+      td.textContent = v.value;
+    }
+    tr.append(h("th", "", v.name), td);
+    table.append(tr);
+  }
+}
+
+function drawCounts(el: HTMLElement, model: Model): void {
+  const c = model.get("counts") ?? {};
+  const pool = c.pool ?? 0;
+  el.textContent =
+    `${c.labelled ?? 0} labelled · ${c.unsure ?? 0} unsure · ` +
+    `${c.skipped ?? 0} skipped of ${pool.toLocaleString("en")}`;
+}
+
+function drawLog(el: HTMLOListElement, entries: Entry[], model: Model, client: string): void {
+  el.replaceChildren();
+  const shown = entries.slice(-LOG_LENGTH).reverse();
+  const others = (model.get("recent") ?? []).filter((a) => a.client !== client);
+  for (const e of shown) {
+    const li = h("li", `arm-act arm-${e.state}`);
+    const badge = { pending: "pending", saved: "saved", failed: "not saved" }[e.state];
+    li.append(h("span", "arm-badge", badge), h("span", "", describe(e.act)));
+    if (e.error) li.title = e.error;
+    el.append(li);
+  }
+  for (const a of others.slice(0, Math.max(0, LOG_LENGTH - shown.length))) {
+    const li = h("li", "arm-act arm-saved");
+    li.append(h("span", "arm-badge", "saved"), h("span", "", describe(a)));
+    el.append(li);
+  }
+}
+
+function render({ model, el }: RenderProps<PaneModel>): () => void {
+  const client = newClientId();
+  const parts = build();
+  const entries: Entry[] = [];
+  let seq = 0;
+  let actedOn: string | number | null | undefined = undefined;
+  let imageUrl: string | null = null;
+  el.append(parts.root);
+
+  const redrawLog = () => drawLog(parts.log, entries, model, client);
+
+  function send(entry: Entry): void {
+    model.send({ type: "act", ...entry.act });
+    entry.timer = setTimeout(() => {
+      if (entry.state === "pending") send(entry);
+    }, RESEND_MS);
+  }
+
+  function act(action: Act["action"], label: string | null = null): void {
+    const cand = model.get("candidate") ?? {};
+    const id = action === "undo" ? null : cand.id ?? null;
+    if (action !== "undo" && (id === null || actedOn === id)) return;
+    seq = Math.max(seq, model.get("acked")?.[client] ?? 0) + 1;
+    const entry: Entry = { act: { client, seq, action, id, label }, state: "pending" };
+    if (action !== "undo") actedOn = id;
+    entries.push(entry);
+    parts.root.classList.add("arm-waiting");
+    send(entry);
+    redrawLog();
+  }
+
+  function onAcked(): void {
+    const upto = model.get("acked")?.[client] ?? 0;
+    for (const e of entries) {
+      if (e.state === "pending" && e.act.seq <= upto) {
+        e.state = "saved";
+        clearTimeout(e.timer);
+      }
+    }
+    redrawLog();
+  }
+
+  function onMessage(msg: NackMessage): void {
+    if (msg?.type !== "nack" || msg.client !== client) return;
+    const e = entries.find((x) => x.act.seq === msg.seq);
+    if (!e) return;
+    e.state = "failed";
+    e.error = msg.error;
+    clearTimeout(e.timer);
+    actedOn = undefined;
+    parts.root.classList.remove("arm-waiting");
+    redrawLog();
+  }
+
+  function drawButtons(): void {
+    parts.buttons.replaceChildren();
+    const add = (text: string, key: string, cls: string, fn: () => void, colour = "") => {
+      const b = h("button", `arm-button ${cls}`);
+      b.append(h("span", "arm-key", key), h("span", "", text));
+      b.title = `${text} (key ${key})`;
+      if (colour) b.style.setProperty("--arm-colour", colour);
+      b.addEventListener("click", () => {
+        fn();
+        parts.root.focus();
+      });
+      parts.buttons.append(b);
+    };
+    for (const c of model.get("classes") ?? []) {
+      add(c.name, c.key, "arm-class", () => act("label", c.name), c.colour);
+    }
+    add("Unsure", "u", "arm-other", () => act("unsure"));
+    add("Skip", "s", "arm-other", () => act("skip"));
+    add("Undo", "z", "arm-other", () => act("undo"));
+  }
+
+  function drawCandidate(): void {
+    const cand = model.get("candidate") ?? {};
+    actedOn = undefined;
+    parts.root.classList.remove("arm-waiting");
+    const empty = cand.id === undefined || cand.id === null;
+    parts.root.classList.toggle("arm-empty", empty);
+    parts.id.textContent = empty ? "Nothing left to label in this pool" : String(cand.id);
+    parts.root.dataset.candidate = empty ? "" : String(cand.id);
+    const score = typeof cand.score === "number" ? `score ${cand.score.toFixed(3)}` : "";
+    const version = cand.model_version ? `model v${cand.model_version}` : "no model yet";
+    parts.meta.textContent = empty ? "" : [score, version].filter(Boolean).join(" · ");
+    drawValues(parts.values, cand);
+  }
+
+  function drawImage(): void {
+    if (imageUrl) URL.revokeObjectURL(imageUrl);
+    imageUrl = null;
+    parts.image.replaceChildren();
+    const data = model.get("image");
+    if (data && data.byteLength > 0) {
+      const bytes = new Uint8Array(data.byteLength);
+      bytes.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      imageUrl = URL.createObjectURL(new Blob([bytes], { type: "image/png" }));
+      const img = h("img");
+      img.src = imageUrl;
+      img.alt = model.get("candidate")?.image_name ?? "image";
+      parts.image.append(img);
+    } else {
+      parts.image.append(h("span", "arm-noimage", "no image"));
+    }
+  }
+
+  const keys: Record<string, () => void> = { u: () => act("unsure"), s: () => act("skip"), z: () => act("undo") };
+  function onKey(e: KeyboardEvent): void {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const classes = model.get("classes") ?? [];
+    const cls = classes.find((c) => c.key === e.key);
+    const fn = cls ? () => act("label", cls.name) : keys[e.key.toLowerCase()];
+    if (!fn) return;
+    e.preventDefault();
+    e.stopPropagation();
+    fn();
+  }
+
+  const simple: Array<[string, () => void]> = [
+    ["change:title", () => (parts.title.textContent = model.get("title"))],
+    ["change:counts", () => drawCounts(parts.counts, model)],
+    ["change:status", () => (parts.status.textContent = model.get("status"))],
+    ["change:error", () => (parts.error.textContent = model.get("error"))],
+    ["change:classes", drawButtons],
+    ["change:candidate", drawCandidate],
+    ["change:image", drawImage],
+    ["change:acked", onAcked],
+    ["change:recent", redrawLog],
+  ];
+  for (const [name, fn] of simple) {
+    model.on(name, fn);
+    fn();
+  }
+  model.on("msg:custom", onMessage);
+  parts.root.addEventListener("keydown", onKey);
+  parts.root.addEventListener("click", () => parts.root.focus());
+
+  return () => {
+    for (const [name, fn] of simple) model.off(name, fn);
+    model.off("msg:custom", onMessage);
+    for (const e of entries) clearTimeout(e.timer);
+    if (imageUrl) URL.revokeObjectURL(imageUrl);
+  };
+}
+
+export default { render };

@@ -1,0 +1,133 @@
+"""The quickstart in a real JupyterLab: dock the pane, label with the keyboard, check the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import urllib.request
+from pathlib import Path
+
+import pytest
+from jupyter_client import BlockingKernelClient
+
+from armillary.session import default_annotator
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+pytestmark = pytest.mark.browser
+
+KERNEL_READY = """() => {
+  const w = window.jupyterapp?.shell?.currentWidget;
+  const k = w?.sessionContext?.session?.kernel;
+  return !!k && k.status === 'idle' && k.connectionStatus === 'connected';
+}"""
+PANE = ".armillary-dock .armillary-pane"
+
+
+def kernel_eval(lab, code: str) -> str:
+    """Run ``code`` in the notebook's own kernel and return what it printed."""
+    with urllib.request.urlopen(f"{lab.url}/api/sessions?token={lab.token}") as r:
+        sessions = json.load(r)
+    (kernel_id,) = {s["kernel"]["id"] for s in sessions}
+    client = BlockingKernelClient()
+    client.load_connection_file(str(lab.runtime / f"kernel-{kernel_id}.json"))
+    client.start_channels()
+    try:
+        out: list[str] = []
+        reply = client.execute_interactive(
+            code, timeout=60, output_hook=lambda m: out.append(m["content"].get("text", ""))
+        )
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return "".join(out)
+    finally:
+        client.stop_channels()
+
+
+def wait_saved(page, n: int) -> None:
+    page.wait_for_function(
+        f"() => document.querySelectorAll('{PANE} .arm-log li.arm-saved').length >= {n}",
+        timeout=30_000,
+    )
+
+
+def candidate(page) -> str:
+    return page.locator(PANE).get_attribute("data-candidate")
+
+
+def press(page, key: str, saved_before: int) -> None:
+    before = candidate(page)
+    page.locator(PANE).focus()
+    page.keyboard.press(key)
+    wait_saved(page, saved_before + 1)
+    if key != "z":
+        page.wait_for_function(
+            f"() => document.querySelector('{PANE}').dataset.candidate !== {json.dumps(before)}",
+            timeout=30_000,
+        )
+
+
+def test_quickstart_docks_pane_and_labels_reach_the_store(lab, browser):
+    started = dt.datetime.now(dt.UTC)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{lab.url}/lab/tree/quickstart.ipynb?token={lab.token}")
+    page.wait_for_function(KERNEL_READY, timeout=120_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(f"{PANE}[data-candidate]:not([data-candidate=''])", timeout=180_000)
+    page.wait_for_function(KERNEL_READY, timeout=180_000)
+
+    # The pane is docked in the right side panel, titled with the catalogue's name.
+    dock = page.locator("#jp-right-stack .armillary-dock")
+    assert dock.is_visible()
+    tab = page.locator(".jp-SideBar.jp-mod-right .lm-TabBar-tab.lm-mod-current")
+    assert tab.inner_text().strip() == "catalogue"
+    buttons = page.locator(f"{PANE} .arm-button").all_inner_texts()
+    assert [b.split("\n")[-1] for b in buttons] == [
+        "Star",
+        "Galaxy",
+        "QSO",
+        "Unsure",
+        "Skip",
+        "Undo",
+    ]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "docked-pane.png"))
+
+    first = candidate(page)
+    press(page, "1", 0)
+    second = candidate(page)
+    press(page, "2", 1)
+    third = candidate(page)
+    press(page, "u", 2)
+    press(page, "z", 3)
+    # Undo brings back the source it reversed.
+    page.wait_for_function(
+        f"() => document.querySelector('{PANE}').dataset.candidate === {json.dumps(third)}"
+    )
+    page.locator(PANE).screenshot(path=str(ARTIFACTS / "pane-after-labels.png"))
+    assert len({first, second, third}) == 3
+
+    printed = kernel_eval(
+        lab,
+        "import json; print(json.dumps({'labels': session.labels[['id', 'label', "
+        "'annotator', 'time']].astype(str).to_dict('records'), 'store': str(session.store.path)}))",
+    )
+    result = json.loads(printed)
+    labels = result["labels"]
+    assert [(r["id"], r["label"]) for r in labels] == [(first, "Star"), (second, "Galaxy")]
+    for r in labels:
+        assert r["annotator"] == default_annotator()
+        when = dt.datetime.fromisoformat(r["time"].replace("Z", "+00:00"))
+        assert started <= when <= dt.datetime.now(dt.UTC)
+
+    with sqlite3.connect(result["store"]) as db:
+        rows = db.execute(
+            "SELECT row_id, kind, label, annotator FROM events ORDER BY event_id"
+        ).fetchall()
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (first, "label", "Star"),
+        (second, "label", "Galaxy"),
+        (third, "unsure", None),
+        (third, "undo", None),
+    ]
+    assert {r[3] for r in rows} == {default_annotator()}

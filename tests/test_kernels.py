@@ -1,0 +1,297 @@
+"""Tests of armillary_kernels: compiled scores and fused top-k against numpy twins."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+
+import armillary_kernels
+import numpy as np
+import pytest
+from armillary_kernels import least_confidence, margin, merge_top_k, top_k
+from armillary_kernels._reference import least_confidence_ref, margin_ref, top_k_ref
+from numpy.testing import assert_allclose, assert_array_equal
+
+METHODS = ["margin", "least-confidence"]
+JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
+
+
+def random_probabilities(n, n_classes, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.dirichlet(np.ones(n_classes), size=n).astype(dtype)
+
+
+def heavy_ties(repeats=10_000, seed=0):
+    """Five distinct rows, interleaved over the catalogue (row i is base row i % 5)."""
+    base = random_probabilities(5, 3, seed=seed)
+    return base[np.tile(np.arange(5), repeats)]
+
+
+def tied_best_rows(P, method):
+    scores = margin_ref(P) if method == "margin" else least_confidence_ref(P)
+    return np.flatnonzero(scores == scores.max())
+
+
+# ------------------------------------------------------------------------- scores
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_classes", range(2, 9))
+def test_scores_match_reference(dtype, n_classes):
+    P = random_probabilities(500, n_classes, dtype)
+    lc = least_confidence(P)
+    mg = margin(P)
+    assert lc.dtype == np.float64
+    assert mg.dtype == np.float64
+    assert_allclose(lc, least_confidence_ref(P), rtol=0, atol=0)
+    assert_allclose(mg, margin_ref(P), rtol=0, atol=0)
+    assert_allclose(lc, 1 - P.max(axis=1).astype(np.float64))
+
+
+def test_scores_of_known_rows():
+    P = np.array([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [0.2, 0.5, 0.3]])
+    assert_allclose(least_confidence(P), [0.5, 0.0, 0.5])
+    assert_allclose(margin(P), [1.0, 0.0, 0.8])
+
+
+def test_nan_rows_score_nan():
+    P = random_probabilities(6, 4)
+    P[1, 3] = np.nan
+    P[4, 0] = np.nan
+    for measure, ref in [(margin, margin_ref), (least_confidence, least_confidence_ref)]:
+        scores = measure(P)
+        assert_array_equal(np.isnan(scores), [False, True, False, False, True, False])
+        assert_allclose(scores, ref(P))
+
+
+def test_odd_layouts_are_accepted():
+    P = random_probabilities(300, 5)
+    expected = margin_ref(P)
+    assert_allclose(margin(np.asfortranarray(P)), expected)
+    assert_allclose(margin(P[::-1])[::-1], expected)
+    assert_allclose(margin(P.astype(">f8")), expected)
+    assert_allclose(margin(P.tolist()), expected)
+    assert margin(np.zeros((0, 3))).shape == (0,)
+
+
+# -------------------------------------------------------------------------- top_k
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_top_k_matches_reference(method, dtype):
+    rng = np.random.default_rng(0)
+    P = random_probabilities(3000, 4, dtype)
+    P[rng.choice(3000, 30, replace=False), 2] = np.nan
+    exclude = rng.random(3000) < 0.3
+    for k in (1, 7, 100):
+        for mask in (None, exclude):
+            got = top_k(P, k, method, exclude=mask, random_state=3)
+            want = top_k_ref(P, k, method, exclude=mask, random_state=3)
+            assert_array_equal(got[0], want[0])
+            assert_allclose(got[1], want[1], rtol=0, atol=0)
+            assert got[0].dtype == np.int64
+            assert got[1].dtype == np.float64
+            assert np.all(np.diff(got[1]) <= 0)
+
+
+def test_excluded_and_nan_rows_are_never_picked():
+    P = random_probabilities(50, 3)
+    P[[3, 9], 1] = np.nan
+    exclude = np.zeros(50, dtype=bool)
+    exclude[10:] = True
+    indices, scores = top_k(P, 20, exclude=exclude)
+    assert indices.size == 8  # rows 0..9 but 3 and 9
+    assert set(indices.tolist()) == set(range(10)) - {3, 9}
+    want = top_k_ref(P, 20, exclude=exclude)
+    assert_array_equal(indices, want[0])
+    assert_allclose(scores, want[1])
+
+
+def test_k_larger_than_pool_and_empty_pools():
+    P = random_probabilities(40, 3)
+    indices, _ = top_k(P, 1000, "least_confidence")
+    assert_array_equal(indices, top_k_ref(P, 1000, "least-confidence")[0])
+    assert indices.size == 40
+    none = top_k(P, 5, exclude=np.ones(40, dtype=bool))
+    assert none[0].size == 0
+    assert none[1].size == 0
+    assert top_k(np.zeros((0, 2)), 3)[0].size == 0
+
+
+@pytest.mark.parametrize("n_blocks", [1, 3, 16, 1000])
+def test_block_count_does_not_change_picks(monkeypatch, n_blocks):
+    from armillary_kernels import scoring
+
+    monkeypatch.setattr(scoring, "_n_blocks", lambda n: max(1, min(n_blocks, n)))
+    P = heavy_ties(repeats=200)
+    P[::7] = random_probabilities(len(P[::7]), 3, seed=1)
+    for k in (1, 20, 999):
+        got = top_k(P, k, "margin", random_state=11)
+        want = top_k_ref(P, k, "margin", random_state=11)
+        assert_array_equal(got[0], want[0])
+        assert_allclose(got[1], want[1])
+
+
+def test_odd_layouts_give_the_same_picks():
+    P = random_probabilities(500, 4)
+    want = top_k(P, 25)
+    for variant in (np.asfortranarray(P), P.astype(">f8"), P.tolist()):
+        assert_array_equal(top_k(variant, 25)[0], want[0])
+
+
+# ------------------------------------------------------------------------- ties
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_heavy_ties_are_broken_by_a_seeded_hash(method):
+    P = heavy_ties()
+    k = 200
+    tied = tied_best_rows(P, method)
+    assert tied.size == 10_000
+
+    first, scores = top_k(P, k, method, random_state=0)
+    again, _ = top_k(P, k, method, random_state=0)
+    other, _ = top_k(P, k, method, random_state=1)
+    assert_array_equal(first, again)
+    assert_array_equal(first, top_k_ref(P, k, method, random_state=0)[0])
+    assert np.all(scores == scores[0])
+    assert set(first.tolist()) <= set(tied.tolist())
+    assert set(first.tolist()) != set(other.tolist())
+    assert not np.array_equal(np.sort(first), tied[:k])
+    # Picks spread over the whole catalogue: about 50 in each quarter.
+    per_quarter = np.bincount(first * 4 // len(P), minlength=4)
+    assert np.all((per_quarter > 25) & (per_quarter < 75)), per_quarter
+
+
+def test_chunked_scoring_merges_to_the_single_pass():
+    rng = np.random.default_rng(0)
+    pools = [heavy_ties(repeats=4000), random_probabilities(20_000, 4)]
+    for P in pools:
+        exclude = rng.random(len(P)) < 0.2
+        bounds = [0, 1, 4999, 5000, 13_333, len(P)]
+        for method in METHODS:
+            for k in (1, 50, 300):
+                single = top_k(P, k, method, exclude=exclude, random_state=5)
+                parts = [
+                    top_k(P[lo:hi], k, method, exclude=exclude[lo:hi], random_state=5, offset=lo)
+                    for lo, hi in itertools.pairwise(bounds)
+                ]
+                merged = merge_top_k(parts, k, random_state=5)
+                assert_array_equal(merged[0], single[0])
+                assert_allclose(merged[1], single[1], rtol=0, atol=0)
+
+
+def test_offset_shifts_indices_and_hash():
+    P = heavy_ties(repeats=100)
+    local, _ = top_k(P, 10, random_state=2)
+    shifted, _ = top_k(P, 10, random_state=2, offset=1_000_000)
+    assert np.all(shifted >= 1_000_000)
+    assert_array_equal(shifted, top_k_ref(P, 10, random_state=2, offset=1_000_000)[0])
+    assert not np.array_equal(shifted - 1_000_000, local)
+
+
+# ------------------------------------------------------------------------ modAL
+
+
+class _FixedProba:
+    """sklearn-like stand-in whose predict_proba returns a fixed matrix."""
+
+    def __init__(self, proba):
+        self.proba = proba
+
+    def predict_proba(self, X, **kwargs):
+        return self.proba[: len(X)]
+
+
+@pytest.mark.parametrize("n_instances", [1, 2, 10, 37, 100])
+def test_picks_match_modal(n_instances):
+    uncertainty = pytest.importorskip("modAL.uncertainty")
+    P = random_probabilities(2000, 4, seed=n_instances)
+    classifier = _FixedProba(P)
+    X = np.zeros((len(P), 1))
+
+    modal_idx, modal_margin = uncertainty.margin_sampling(classifier, X, n_instances)
+    idx, scores = top_k(P, n_instances, "margin")
+    assert set(idx.tolist()) == set(modal_idx.tolist())
+    assert_allclose(np.sort(scores), np.sort(1 - modal_margin))
+
+    modal_idx, modal_lc = uncertainty.uncertainty_sampling(classifier, X, n_instances)
+    idx, scores = top_k(P, n_instances, "least-confidence")
+    assert set(idx.tolist()) == set(modal_idx.tolist())
+    assert_allclose(np.sort(scores), np.sort(modal_lc))
+
+
+# ------------------------------------------------------------------- bad inputs
+
+GOOD = random_probabilities(10, 3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"P": GOOD[:, 0]}, "P must be a 2-D array"),
+        ({"P": GOOD[:, :1]}, "at least 2 columns"),
+        ({"P": (GOOD * 100).astype(np.int64)}, r"dtype int64.*cast it"),
+        ({"P": GOOD.astype(np.float16)}, r"dtype float16.*cast it"),
+        ({"k": 0}, "k must be >= 1"),
+        ({"k": 2.5}, "k must be an integer"),
+        ({"k": True}, "k must be an integer"),
+        ({"method": "entropy"}, r"unknown method 'entropy'.*'least-confidence'.*'margin'"),
+        ({"method": None}, "unknown method None"),
+        ({"exclude": np.zeros(10, dtype=int)}, "exclude must be a boolean mask"),
+        ({"exclude": np.zeros(9, dtype=bool)}, r"exclude must have shape \(10,\)"),
+        ({"random_state": None}, "random_state must be an integer"),
+        ({"random_state": "seed"}, "random_state must be an integer"),
+        ({"offset": -1}, "offset must be >= 0"),
+        ({"offset": 1.0}, "offset must be an integer"),
+    ],
+)
+def test_top_k_rejects_bad_input(kwargs, match):
+    arguments = {"P": GOOD, "k": 3, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        top_k(**arguments)
+
+
+def test_scores_reject_bad_input():
+    with pytest.raises(ValueError, match="P must be a 2-D array"):
+        margin(np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError, match="at least 2 columns"):
+        least_confidence(np.zeros((4, 1)))
+    with pytest.raises(ValueError, match="cast it"):
+        least_confidence(np.zeros((4, 2), dtype=np.int32))
+
+
+def test_merge_top_k_rejects_bad_input():
+    part = top_k(GOOD, 3)
+    with pytest.raises(ValueError, match="more than one chunk"):
+        merge_top_k([part, part], 3)
+    with pytest.raises(ValueError, match="3 indices but 2 scores"):
+        merge_top_k([(part[0], part[1][:2])], 3)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        merge_top_k([part], 0)
+    assert merge_top_k([], 3)[0].size == 0
+
+
+# ------------------------------------------------------------------------ import
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="nothing compiles without the JIT")
+def test_import_compiles_nothing():
+    code = (
+        "import armillary_kernels.scoring as s; "
+        "assert not s._top_k_kernel.signatures and not s._scores_kernel.signatures"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_public_names():
+    assert set(armillary_kernels.__all__) == {
+        "least_confidence",
+        "margin",
+        "merge_top_k",
+        "top_k",
+    }
