@@ -27,7 +27,7 @@ RECENT_LENGTH = 8
 
 
 def format_value(value: Any) -> str | None:
-    """A value for people: ``None`` when missing (NaN, masked, empty), 4 significant digits."""
+    """A value for people: ``None`` when missing (NaN, masked, empty); 6 significant digits."""
     if value is None:
         return None
     if isinstance(value, bytes):
@@ -40,7 +40,9 @@ def format_value(value: Any) -> str | None:
         x = float(value)
         if not math.isfinite(x):
             return None
-        return f"{x:.4g}" if abs(x) < 1e5 else f"{x:.4e}"
+        # Six significant digits: RA 277.835, DEC -7.56772, r 21.0029 (exponent form
+        # from 1e6 and below 1e-4).
+        return f"{x:.6g}"
     return str(value)
 
 
@@ -70,7 +72,10 @@ class PanePresenter:
                 )
             ],
         )
-        self._lock = threading.Lock()
+        # Re-entrant: a listener may run in this thread (``session.refresh()``).
+        self._lock = threading.RLock()
+        #: The trainer's last failure; it stays on show until a model lands.
+        self._training_error = ""
         self._done: OrderedDict[tuple[str, int], str | None] = OrderedDict()
         self.pane.on_msg(self._on_msg)
         session.on_change(self._on_session_change)
@@ -102,9 +107,15 @@ class PanePresenter:
             self.pane.status = session.status_text()
 
     def _on_session_change(self, event: str) -> None:
-        if event == "error":
-            self.pane.error = getattr(self.session, "_last_error", "training failed")
-        else:
+        # Under the lock: an act being answered must not wipe a failure reported meanwhile.
+        with self._lock:
+            if event == "error":
+                self._training_error = getattr(self.session, "_last_error", "training failed")
+                self.pane.error = self._training_error
+                return
+            if self._training_error and self.pane.error == self._training_error:
+                self.pane.error = ""
+            self._training_error = ""
             self.pane.status = self.session.status_text()
 
     def _on_msg(self, _widget: Any, content: dict, _buffers: Any) -> None:
@@ -161,7 +172,7 @@ class PanePresenter:
     def _answer(self, client: str, seq: int, error: str | None) -> None:
         if error is None:
             with self.pane.hold_sync():
-                self.pane.error = ""
+                self.pane.error = self._training_error  # an act's own error is over
                 self.pane.acked = {
                     **self.pane.acked,
                     client: max(seq, self.pane.acked.get(client, 0)),

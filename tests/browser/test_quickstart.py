@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -104,6 +106,11 @@ def test_quickstart_docks_pane_and_labels_reach_the_store(lab, browser):
     page.wait_for_function(
         f"() => document.querySelector('{PANE}').dataset.candidate === {json.dumps(third)}"
     )
+    # The learner retrains in the background; the pane hears of the new model by itself.
+    page.wait_for_function(
+        f"() => document.querySelector('{PANE} .arm-status').textContent.startsWith('Model v')",
+        timeout=60_000,
+    )
     page.locator(PANE).screenshot(path=str(ARTIFACTS / "pane-after-labels.png"))
     assert len({first, second, third}) == 3
 
@@ -131,3 +138,45 @@ def test_quickstart_docks_pane_and_labels_reach_the_store(lab, browser):
         (third, "undo", None),
     ]
     assert {r[3] for r in rows} == {default_annotator()}
+
+
+def test_act_stays_pending_until_the_kernel_commits_it(lab, browser):
+    """While the kernel is busy, a pressed key shows as pending, then saved."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{lab.url}/lab/tree/quickstart.ipynb?token={lab.token}")
+    page.wait_for_selector(f"{PANE}[data-candidate]:not([data-candidate=''])", timeout=120_000)
+    page.wait_for_function(KERNEL_READY, timeout=120_000)
+    skipped = candidate(page)
+    busy = threading.Thread(target=kernel_eval, args=(lab, "import time; time.sleep(6)"))
+    busy.start()
+    time.sleep(1.0)  # let the kernel start sleeping before the key press
+    page.locator(PANE).focus()
+    page.keyboard.press("s")
+    newest = page.locator(f"{PANE} .arm-log li").first
+    newest.wait_for(timeout=5_000)
+    assert "arm-pending" in newest.get_attribute("class")
+    assert skipped in newest.inner_text()
+    assert "pending" in newest.inner_text().lower()
+    busy.join()
+    page.wait_for_selector(f"{PANE} .arm-log li.arm-saved:first-child", timeout=30_000)
+    assert page.locator(f"{PANE} .arm-log li.arm-pending").count() == 0
+    events = json.loads(
+        kernel_eval(lab, "print(session.store.events().astype(str).to_json(orient='records'))")
+    )
+    assert (events[-1]["id"], events[-1]["kind"]) == (skipped, "skip")
+
+
+def test_undock_and_dock_again(lab, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{lab.url}/lab/tree/quickstart.ipynb?token={lab.token}")
+    dock = page.locator("#jp-right-stack .armillary-dock")
+    dock.wait_for(timeout=120_000)
+    page.wait_for_function(KERNEL_READY, timeout=120_000)
+    page.locator(".armillary-dock-close").click()
+    dock.wait_for(state="detached", timeout=10_000)
+    page.wait_for_function(KERNEL_READY)
+    assert kernel_eval(lab, "print(session._dock.docked)").strip() == "False"
+    kernel_eval(lab, "session.dock()")
+    dock.wait_for(timeout=30_000)
+    assert page.locator(f"{PANE}[data-candidate]:not([data-candidate=''])").count() == 1
+    assert kernel_eval(lab, "print(session._dock.docked)").strip() == "True"
