@@ -1,4 +1,5 @@
-"""Tests of armillary_kernels: compiled scores and fused top-k against numpy twins."""
+"""Tests of armillary_kernels' single-model scores and fused top-k against numpy twins
+and modAL (committee, binning and fused inference have their own test_kernels_* files)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,20 @@ import sys
 import armillary_kernels
 import numpy as np
 import pytest
-from armillary_kernels import least_confidence, margin, merge_top_k, top_k
-from armillary_kernels._reference import least_confidence_ref, margin_ref, top_k_ref
+from armillary_kernels import entropy, least_confidence, margin, merge_top_k, scores, top_k
+from armillary_kernels._fastlog import TINY, log_array
+from armillary_kernels._reference import (
+    entropy_ref,
+    least_confidence_ref,
+    margin_ref,
+    top_k_ref,
+)
 from numpy.testing import assert_allclose, assert_array_equal
 
-METHODS = ["margin", "least-confidence"]
+METHODS = ["margin", "least-confidence", "entropy"]
+REFERENCES = {"margin": margin_ref, "least-confidence": least_confidence_ref, "entropy": entropy_ref}
+#: The logarithmic scores use the kernels' own log (within 1 ulp of numpy's).
+RTOL = {"margin": 0.0, "least-confidence": 0.0, "entropy": 1e-13}
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
 
@@ -30,15 +40,15 @@ def heavy_ties(repeats=10_000, seed=0):
 
 
 def tied_best_rows(P, method):
-    scores = margin_ref(P) if method == "margin" else least_confidence_ref(P)
-    return np.flatnonzero(scores == scores.max())
+    values = REFERENCES[method](P)
+    return np.flatnonzero(values == values.max())
 
 
 # ------------------------------------------------------------------------- scores
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n_classes", range(2, 9))
+@pytest.mark.parametrize("n_classes", [*range(2, 9), 17, 64])
 def test_scores_match_reference(dtype, n_classes):
     P = random_probabilities(500, n_classes, dtype)
     lc = least_confidence(P)
@@ -48,22 +58,48 @@ def test_scores_match_reference(dtype, n_classes):
     assert_allclose(lc, least_confidence_ref(P), rtol=0, atol=0)
     assert_allclose(mg, margin_ref(P), rtol=0, atol=0)
     assert_allclose(lc, 1 - P.max(axis=1).astype(np.float64))
+    h = entropy(P)
+    assert_allclose(h, entropy_ref(P), rtol=1e-13, atol=1e-15)
+    assert_allclose(h, scipy_entropy(P.astype(np.float64), axis=1), rtol=1e-5)
+    assert_array_equal(scores(P, "entropy"), h)
 
+
+def scipy_entropy(P, axis):
+    stats = pytest.importorskip("scipy.stats")
+    return stats.entropy(P, axis=axis)
+
+
+def test_fast_log_is_within_one_ulp():
+    rng = np.random.default_rng(0)
+    x = np.concatenate(
+        [rng.random(20_000), 10 ** rng.uniform(-307.6, 308, 20_000), [TINY, 0.5, 1.0, 2.0]]
+    )
+    x = np.concatenate([x, np.sqrt([0.5, 2.0]), np.nextafter(1.0, [0.0, 2.0])])
+    got = log_array(x)
+    want = np.log(x)
+    assert np.all(np.abs(got - want) <= np.spacing(np.abs(want)) + (want == 0))
+    assert log_array(np.array([1.0]))[0] == 0.0
 
 def test_scores_of_known_rows():
     P = np.array([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [0.2, 0.5, 0.3]])
     assert_allclose(least_confidence(P), [0.5, 0.0, 0.5])
     assert_allclose(margin(P), [1.0, 0.0, 0.8])
+    assert_allclose(entropy(P), [np.log(2), 0.0, -(0.2 * np.log(0.2) + 0.5 * np.log(0.5)
+                                                    + 0.3 * np.log(0.3))])  # fmt: skip
+    # Entries below the smallest normal float count as 0; a negative one gives NaN.
+    tiny = np.array([[1.0, 1e-310], [1.2, -0.2]])
+    assert_array_equal(entropy(tiny), [0.0, np.nan])
 
 
 def test_nan_rows_score_nan():
     P = random_probabilities(6, 4)
     P[1, 3] = np.nan
     P[4, 0] = np.nan
-    for measure, ref in [(margin, margin_ref), (least_confidence, least_confidence_ref)]:
-        scores = measure(P)
-        assert_array_equal(np.isnan(scores), [False, True, False, False, True, False])
-        assert_allclose(scores, ref(P))
+    pairs = [(margin, margin_ref), (least_confidence, least_confidence_ref), (entropy, entropy_ref)]
+    for measure, ref in pairs:
+        values = measure(P)
+        assert_array_equal(np.isnan(values), [False, True, False, False, True, False])
+        assert_allclose(values, ref(P))
 
 
 def test_odd_layouts_are_accepted():
@@ -91,7 +127,7 @@ def test_top_k_matches_reference(method, dtype):
             got = top_k(P, k, method, exclude=mask, random_state=3)
             want = top_k_ref(P, k, method, exclude=mask, random_state=3)
             assert_array_equal(got[0], want[0])
-            assert_allclose(got[1], want[1], rtol=0, atol=0)
+            assert_allclose(got[1], want[1], rtol=RTOL[method], atol=0)
             assert got[0].dtype == np.int64
             assert got[1].dtype == np.float64
             assert np.all(np.diff(got[1]) <= 0)
@@ -102,12 +138,12 @@ def test_excluded_and_nan_rows_are_never_picked():
     P[[3, 9], 1] = np.nan
     exclude = np.zeros(50, dtype=bool)
     exclude[10:] = True
-    indices, scores = top_k(P, 20, exclude=exclude)
+    indices, picked = top_k(P, 20, exclude=exclude)
     assert indices.size == 8  # rows 0..9 but 3 and 9
     assert set(indices.tolist()) == set(range(10)) - {3, 9}
     want = top_k_ref(P, 20, exclude=exclude)
     assert_array_equal(indices, want[0])
-    assert_allclose(scores, want[1])
+    assert_allclose(picked, want[1])
 
 
 def test_k_larger_than_pool_and_empty_pools():
@@ -123,9 +159,9 @@ def test_k_larger_than_pool_and_empty_pools():
 
 @pytest.mark.parametrize("n_blocks", [1, 3, 16, 1000])
 def test_block_count_does_not_change_picks(monkeypatch, n_blocks):
-    from armillary_kernels import scoring
+    from armillary_kernels import _validate
 
-    monkeypatch.setattr(scoring, "_n_blocks", lambda n: max(1, min(n_blocks, n)))
+    monkeypatch.setattr(_validate, "n_blocks", lambda n: max(1, min(n_blocks, n)))
     P = heavy_ties(repeats=200)
     P[::7] = random_probabilities(len(P[::7]), 3, seed=1)
     for k in (1, 20, 999):
@@ -151,13 +187,14 @@ def test_heavy_ties_are_broken_by_a_seeded_hash(method):
     k = 200
     tied = tied_best_rows(P, method)
     assert tied.size == 10_000
+    assert np.unique(scores(P, method)).size == 5  # identical rows, identical scores
 
-    first, scores = top_k(P, k, method, random_state=0)
+    first, values = top_k(P, k, method, random_state=0)
     again, _ = top_k(P, k, method, random_state=0)
     other, _ = top_k(P, k, method, random_state=1)
     assert_array_equal(first, again)
     assert_array_equal(first, top_k_ref(P, k, method, random_state=0)[0])
-    assert np.all(scores == scores[0])
+    assert np.all(values == values[0])
     assert set(first.tolist()) <= set(tied.tolist())
     assert set(first.tolist()) != set(other.tolist())
     assert not np.array_equal(np.sort(first), tied[:k])
@@ -168,10 +205,10 @@ def test_heavy_ties_are_broken_by_a_seeded_hash(method):
 
 def test_chunked_scoring_merges_to_the_single_pass():
     rng = np.random.default_rng(0)
-    pools = [heavy_ties(repeats=4000), random_probabilities(20_000, 4)]
+    pools = [heavy_ties(repeats=2000), random_probabilities(10_000, 4)]
     for P in pools:
         exclude = rng.random(len(P)) < 0.2
-        bounds = [0, 1, 4999, 5000, 13_333, len(P)]
+        bounds = [0, 1, 2499, 2500, 6_666, len(P)]
         for method in METHODS:
             for k in (1, 50, 300):
                 single = top_k(P, k, method, exclude=exclude, random_state=5)
@@ -206,22 +243,52 @@ class _FixedProba:
         return self.proba[: len(X)]
 
 
-@pytest.mark.parametrize("n_instances", [1, 2, 10, 37, 100])
-def test_picks_match_modal(n_instances):
+MODAL_STRATEGIES = {
+    "margin": "margin_sampling",
+    "least-confidence": "uncertainty_sampling",
+    "entropy": "entropy_sampling",
+}
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_picks_match_modal_for_1_to_100_instances(method, n_classes):
     uncertainty = pytest.importorskip("modAL.uncertainty")
-    P = random_probabilities(2000, 4, seed=n_instances)
+    strategy = getattr(uncertainty, MODAL_STRATEGIES[method])
+    P = random_probabilities(2000, n_classes, seed=n_classes)
     classifier = _FixedProba(P)
     X = np.zeros((len(P), 1))
+    ranked, ranked_scores = top_k(P, 100, method)
+    for k in (1, 7, 100):  # a top-k is the prefix of a longer one
+        assert_array_equal(top_k(P, k, method)[0], ranked[:k])
+    for n_instances in range(1, 101):
+        modal_idx, modal_values = strategy(classifier, X, n_instances)
+        assert set(ranked[:n_instances].tolist()) == set(modal_idx.tolist())
+        # modAL returns margins (smaller = better) where we return 1 - margin.
+        theirs = 1 - modal_values if method == "margin" else modal_values
+        assert_allclose(np.sort(ranked_scores[:n_instances]), np.sort(theirs), rtol=1e-12)
 
-    modal_idx, modal_margin = uncertainty.margin_sampling(classifier, X, n_instances)
-    idx, scores = top_k(P, n_instances, "margin")
-    assert set(idx.tolist()) == set(modal_idx.tolist())
-    assert_allclose(np.sort(scores), np.sort(1 - modal_margin))
 
-    modal_idx, modal_lc = uncertainty.uncertainty_sampling(classifier, X, n_instances)
-    idx, scores = top_k(P, n_instances, "least-confidence")
-    assert set(idx.tolist()) == set(modal_idx.tolist())
-    assert_allclose(np.sort(scores), np.sort(modal_lc))
+def test_entropy_pruning_keeps_the_exact_picks():
+    """top_k skips rows whose entropy bound is below the heap minimum: the picks and
+    scores must be those of scoring every row, whatever the rows look like."""
+    rng = np.random.default_rng(1)
+    P = random_probabilities(6000, 3, seed=2)
+    P[:2000] = P[:2000] ** 3  # sharp rows, far below the top
+    P[100:110] *= 1.5  # rows that do not sum to 1 are never pruned
+    P[200, 0] = -0.1  # negative entry: NaN, never picked
+    P[300:400] = P[300]  # ties
+    P[500:900] = heavy_ties(repeats=80, seed=3)
+    for k in (1, 10, 150, 2500):
+        for dtype in (np.float64, np.float32):
+            Q = P.astype(dtype)
+            got = top_k(Q, k, "entropy", random_state=4)
+            want = top_k_ref(Q, k, "entropy", random_state=4)
+            assert_array_equal(got[0], want[0])
+            assert_allclose(got[1], want[1], rtol=1e-13)
+    assert 200 not in top_k(P, 6000, "entropy")[0]
+    order = rng.permutation(len(P))
+    assert set(top_k(P[order], 10, "entropy")[1]) == set(top_k(P, 10, "entropy")[1])
 
 
 # ------------------------------------------------------------------- bad inputs
@@ -239,7 +306,7 @@ GOOD = random_probabilities(10, 3)
         ({"k": 0}, "k must be >= 1"),
         ({"k": 2.5}, "k must be an integer"),
         ({"k": True}, "k must be an integer"),
-        ({"method": "entropy"}, r"unknown method 'entropy'.*'least-confidence'.*'margin'"),
+        ({"method": "bogus"}, r"unknown method 'bogus'.*'entropy'.*'least-confidence'.*'margin'"),
         ({"method": None}, "unknown method None"),
         ({"exclude": np.zeros(10, dtype=int)}, "exclude must be a boolean mask"),
         ({"exclude": np.zeros(9, dtype=bool)}, r"exclude must have shape \(10,\)"),
@@ -279,19 +346,46 @@ def test_merge_top_k_rejects_bad_input():
 
 
 @pytest.mark.skipif(JIT_DISABLED, reason="nothing compiles without the JIT")
-def test_import_compiles_nothing():
-    code = (
-        "import armillary_kernels.scoring as s; "
-        "assert not s._top_k_kernel.signatures and not s._scores_kernel.signatures"
-    )
+def test_import_compiles_nothing_and_leaves_sklearn_alone():
+    code = """
+import sys, numba, armillary_kernels
+from armillary_kernels import _fastlog, _measures, _select, binning, fused
+compiled = [
+    name
+    for module in (_fastlog, _measures, _select, binning, fused)
+    for name, value in vars(module).items()
+    if isinstance(value, numba.core.registry.CPUDispatcher) and value.signatures
+]
+assert not compiled, compiled
+assert "sklearn" not in sys.modules
+"""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
 def test_public_names():
     assert set(armillary_kernels.__all__) == {
+        "LinearModel",
+        "TreeEnsemble",
+        "committee_scores",
+        "committee_top_k",
+        "consensus_entropy",
+        "counts2d",
+        "entropy",
+        "from_sklearn",
+        "fused_proba",
+        "fused_scores",
+        "fused_top_k",
         "least_confidence",
+        "linear_model",
         "margin",
+        "max_disagreement",
         "merge_top_k",
+        "pack_trees",
+        "scores",
+        "stat2d",
         "top_k",
+        "vote_entropy",
     }
+    for name in armillary_kernels.__all__:
+        assert getattr(armillary_kernels, name).__doc__

@@ -189,7 +189,14 @@ def test_unsure_and_skip_messages(session, pane):
     act(pane, 2, "skip", second)
     assert pane.acked == {"c1": 2}
     assert pane.candidate["id"] not in {first, second}
-    assert pane.counts == {"labelled": 0, "unsure": 1, "skipped": 1, "pool": 3000}
+    assert pane.counts == {
+        "labelled": 0,
+        "unsure": 1,
+        "skipped": 1,
+        "held_out": session.counts["held_out"],
+        "test": 0,
+        "pool": 3000,
+    }
     assert session.labels.empty
 
 

@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
+from armillary import _store_schema as schema
 from armillary.errors import ArmillaryError, InvalidEventError, StoreError
-from armillary.store import ACTS, SCHEMA_VERSION, Event, LabelStore
+from armillary.store import SCHEMA_VERSION, Event, LabelStore
 
 CURRENT_COLUMNS = ["id", "kind", "label", "annotator", "time", "session_id",
-                   "model_version", "score", "note", "event_id"]
+                   "model_version", "score", "note", "event_id", "event_kind", "provenance",
+                   "round", "strategy", "confidence", "selection_id", "source", "act_id"]
 
 
 @pytest.fixture
@@ -184,7 +184,7 @@ def test_undo_event_is_logged_and_nothing_is_updated(store, store_path):
     assert len(log) == 3
     assert store.n_events == store.state_version == 3
     pd.testing.assert_frame_equal(log.iloc[:2], before)  # old rows untouched
-    assert log["kind"].tolist() == ["label", "label", "undo"]
+    assert log["kind"].tolist() == ["label", "relabel", "undo"]  # a label of a labelled row
     assert log["target_event"].iloc[2] == 2
     assert log["id"].iloc[2] == 1
     assert store.events(1)["event_id"].tolist() == [1, 2, 3]
@@ -240,7 +240,8 @@ def test_fingerprint_is_taken_by_a_store_without_one(store_path):
 
 def test_bad_events_write_nothing(store):
     store.append("label", 1, "Star", session_id="s1")
-    with pytest.raises(ValueError, match=r"unknown event kind 'galaxy'.*'label', 'unsure'"):
+    with pytest.raises(ValueError,
+                       match=r"unknown event kind 'galaxy'.*'label', 'relabel', 'unsure'"):
         store.append("galaxy", 1, session_id="s1")
     with pytest.raises(InvalidEventError, match=r"LabelStore.undo\(\)"):
         store.append("undo", 1, session_id="s1")
@@ -287,7 +288,8 @@ def test_newer_schema_is_refused(store, store_path):
         raw.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
                     (str(SCHEMA_VERSION + 1),))
     raw.close()
-    with pytest.raises(StoreError, match=r"labels\.sqlite has schema version 2.*upgrade"):
+    newer = SCHEMA_VERSION + 1
+    with pytest.raises(StoreError, match=rf"labels\.sqlite has schema version {newer}.*upgrade"):
         LabelStore(store_path)
     with sqlite3.connect(store_path) as raw:
         assert raw.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1
@@ -327,51 +329,7 @@ def test_missing_folder(tmp_path):
         LabelStore(tmp_path / "nowhere" / "labels.sqlite")
 
 
-# -- the semantics, against a pure-Python model --------------------------------------
-
-ACTORS = [("ada", "s1"), ("ada", "s2"), ("bob", "s1")]
-OPS = st.lists(
-    st.tuples(st.sampled_from([*ACTS, "undo"]), st.integers(0, 3),
-              st.sampled_from(["Star", "Galaxy"]), st.sampled_from(ACTORS)),
-    max_size=40,
-)
-
-
-def model_current(log: list[dict]) -> list[tuple]:
-    """Latest not-undone act of each row, ordered by when it happened."""
-    latest = {}
-    for i, ev in enumerate(log):
-        if not ev["undone"]:
-            latest[ev["id"]] = (i, ev)
-    return [(ev["id"], ev["kind"], ev["label"]) for _, ev in sorted(latest.values(),
-                                                                    key=lambda p: p[0])]
-
-
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=OPS)
-def test_current_matches_model(ops):
-    log: list[dict] = []
-    with LabelStore(":memory:") as s:  # semantics only; files are tested above
-        for kind, row, label, (annotator, session) in ops:
-            if kind == "undo":
-                mine = [ev for ev in log if (ev["annotator"], ev["session"]) ==
-                        (annotator, session) and not ev["undone"]]
-                got = s.undo(annotator=annotator, session_id=session)
-                if mine:
-                    mine[-1]["undone"] = True
-                    assert (got.row_id, got.kind) == (mine[-1]["id"], mine[-1]["kind"])
-                else:
-                    assert got is None
-                continue
-            label = label if kind == "label" else None
-            s.append(kind, row, label, annotator=annotator, session_id=session)
-            log.append({"id": row, "kind": kind, "label": label, "annotator": annotator,
-                        "session": session, "undone": False})
-        assert states(s) == model_current(log)
-        expected_labels = [r for r in model_current(log) if r[1] == "label"]
-        assert s.labels()[["id", "label"]].values.tolist() == [
-            [r[0], r[2]] for r in expected_labels]
+# The semantics against a pure-Python model are in test_store_model.py.
 
 
 # -- threads and size ----------------------------------------------------------------
@@ -419,11 +377,12 @@ def test_current_of_100k_events_matches_the_log(store, store_path):
     now = datetime.now(UTC).isoformat(timespec="microseconds")
     rows = [(str(i), "int", "label", "Star", "ada", now, "s2") for i in ids]
     with sqlite3.connect(store_path) as raw:  # bulk load; append() fsyncs each event
-        raw.executemany("INSERT INTO events (row_id, row_id_type, kind, label, annotator,"
-                        " time, session_id) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-        raw.executemany("INSERT INTO events (row_id, row_id_type, kind, annotator, time,"
-                        " session_id, target_event) VALUES (?, 'int', 'undo', 'ada', ?,"
-                        " 's2', ?)", [(str(ids[k]), now, k + 2) for k in range(0, 100_000, 10)])
+        raw.executemany("INSERT INTO events (event_id, act_id, row_id, row_id_type, kind,"
+                        " label, annotator, time, session_id) VALUES (?, ?, ?, ?, ?, ?, ?,"
+                        " ?, ?)", [(k + 2, k + 2, *row) for k, row in enumerate(rows)])
+        raw.executemany("INSERT INTO events (act_id, row_id, row_id_type, kind, annotator,"
+                        " time, session_id, target_event) VALUES (0, ?, 'int', 'undo', 'ada',"
+                        " ?, 's2', ?)", [(str(ids[k]), now, k + 2) for k in range(0, 100_000, 10)])
     raw.close()
     cur = store.current()
     undone = set(range(0, 100_000, 10))
@@ -433,3 +392,7 @@ def test_current_of_100k_events_matches_the_log(store, store_path):
             last[int(i)] = k + 2
     last.setdefault(0, 1)
     assert dict(zip(cur["id"], cur["event_id"], strict=True)) == last
+    lean = store.current(columns=["id", "event_id"])
+    pd.testing.assert_frame_equal(lean, cur[["id", "event_id"]])
+    view = [r[0] for r in store._conn.execute(schema.CURRENT_SQL, ("human",))]
+    assert view == cur["event_id"].tolist()

@@ -1,7 +1,10 @@
-"""Plain-numpy twins of the compiled kernels in :mod:`armillary_kernels.scoring`.
+"""Plain-numpy twins of the scoring kernels (:mod:`armillary_kernels.scoring`,
+:mod:`armillary_kernels.committee`).
 
-These functions define the semantics the kernels must reproduce, bit for bit on the
-scores and exactly on the picks; the tests compare the two on small arrays.  They do
+These functions define the semantics the kernels must reproduce: exactly on the picks,
+bit for bit on the margin and least-confidence scores, and to rounding on the
+logarithmic ones (the kernels use their own vectorised logarithm, within 1 ulp of
+``numpy.log``); the tests compare the two on small arrays.  They do
 no argument checking and materialise every intermediate array, so they are only meant
 for tests and for reading.
 
@@ -17,6 +20,7 @@ import numpy as np
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
+_TINY = float(np.finfo(np.float64).tiny)
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
@@ -123,6 +127,146 @@ def margin_ref(P: np.ndarray) -> np.ndarray:
     return scores
 
 
+def entropy_ref(P: np.ndarray) -> np.ndarray:
+    """Compute the entropy ``-sum_c p ln p`` in float64 (NaN or negative rows: NaN).
+
+    Entries below the smallest normal float64 count as 0; rows are not renormalised.
+
+    Parameters
+    ----------
+    P : numpy.ndarray
+        Probabilities, shape (N, C).
+
+    Returns
+    -------
+    numpy.ndarray
+        Scores, float64, shape (N,).
+    """
+    p = np.asarray(P).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p >= _TINY, p * np.log(p), np.where(p >= 0, 0.0, np.nan))
+    h = np.zeros(p.shape[0])
+    for c in range(p.shape[1]):  # class order, as the kernel sums
+        h = h - terms[:, c]
+    return h
+
+
+def _members(P_members: np.ndarray) -> np.ndarray:
+    return np.asarray(P_members).astype(np.float64)
+
+
+def vote_entropy_ref(P_members: np.ndarray) -> np.ndarray:
+    """Entropy of the members' votes (each votes its first argmax), as modAL defines it.
+
+    Parameters
+    ----------
+    P_members : numpy.ndarray
+        Probabilities, shape (M, N, C).
+
+    Returns
+    -------
+    numpy.ndarray
+        Scores, float64, shape (N,); NaN where any member's row holds a NaN.
+    """
+    p = _members(P_members)
+    M, _, C = p.shape
+    votes = np.argmax(p, axis=2)  # (M, N)
+    shares = np.stack([(votes == c).sum(axis=0) for c in range(C)], axis=1) / M
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(shares > 0, -shares * np.log(shares), 0.0)
+    scores = terms.sum(axis=1)
+    scores[np.isnan(p).any(axis=(0, 2))] = np.nan
+    return scores
+
+
+def consensus_entropy_ref(P_members: np.ndarray) -> np.ndarray:
+    """Entropy of the members' mean probabilities.
+
+    Parameters
+    ----------
+    P_members : numpy.ndarray
+        Probabilities, shape (M, N, C).
+
+    Returns
+    -------
+    numpy.ndarray
+        Scores, float64, shape (N,).
+    """
+    return entropy_ref(_members(P_members).mean(axis=0))
+
+
+def max_disagreement_ref(P_members: np.ndarray) -> np.ndarray:
+    """Largest ``KL(p_m || mean)`` over the members (modAL's ``KL_max_disagreement``).
+
+    Parameters
+    ----------
+    P_members : numpy.ndarray
+        Probabilities, shape (M, N, C).
+
+    Returns
+    -------
+    numpy.ndarray
+        Scores, float64, shape (N,); NaN where a row holds a NaN or a negative entry.
+    """
+    p = _members(P_members)
+    q = p.mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p >= _TINY, p * np.log(p / q), np.where(p >= 0, 0.0, np.nan))
+    return terms.sum(axis=2).max(axis=0)
+
+
+MEASURES = {
+    "margin": margin_ref,
+    "least-confidence": least_confidence_ref,
+    "least_confidence": least_confidence_ref,
+    "entropy": entropy_ref,
+    "vote-entropy": vote_entropy_ref,
+    "consensus-entropy": consensus_entropy_ref,
+    "max-disagreement": max_disagreement_ref,
+}
+
+
+def select_ref(
+    scores: np.ndarray,
+    k: int,
+    exclude: np.ndarray | None = None,
+    random_state: int = 0,
+    offset: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sort eligible rows by (score, tie hash) descending and keep ``k``.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        Score of every row (NaN: never picked).
+    k : int
+        Number of rows wanted.
+    exclude : numpy.ndarray or None
+        Boolean mask of rows never to pick.
+    random_state : int
+        Tie-break seed.
+    offset : int
+        Global index of the first row.
+
+    Returns
+    -------
+    indices : numpy.ndarray
+        Global row indices (int64), best first.
+    scores : numpy.ndarray
+        Their scores (float64).
+    """
+    eligible = ~np.isnan(scores)
+    if exclude is not None:
+        eligible &= ~np.asarray(exclude, dtype=bool)
+    local = np.flatnonzero(eligible)
+    glob = local.astype(np.int64) + offset
+    hashes = tie_hash(glob, random_state)
+    # lexsort sorts ascending on the last key first; keys are unique because the hash
+    # is a bijection of the row index, so reversing gives descending on both.
+    order = np.lexsort((hashes, scores[local]))[::-1][:k]
+    return glob[order], scores[local][order]
+
+
 def top_k_ref(
     P: np.ndarray,
     k: int,
@@ -131,16 +275,16 @@ def top_k_ref(
     random_state: int = 0,
     offset: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Score every row, then sort by (score, tie hash) descending and keep ``k``.
+    """Score every row with ``method`` (a single model's or a committee's), then select.
 
     Parameters
     ----------
     P : numpy.ndarray
-        Probabilities, shape (N, C).
+        Probabilities, shape (N, C), or (M, N, C) for the committee measures.
     k : int
         Number of rows wanted.
     method : str
-        ``"margin"`` or ``"least-confidence"`` / ``"least_confidence"``.
+        A key of :data:`MEASURES`.
     exclude : numpy.ndarray or None
         Boolean mask of rows never to pick.
     random_state : int
@@ -155,15 +299,4 @@ def top_k_ref(
     scores : numpy.ndarray
         Their scores (float64).
     """
-    measure = margin_ref if method == "margin" else least_confidence_ref
-    scores = measure(P)
-    eligible = ~np.isnan(scores)
-    if exclude is not None:
-        eligible &= ~np.asarray(exclude, dtype=bool)
-    local = np.flatnonzero(eligible)
-    glob = local.astype(np.int64) + offset
-    hashes = tie_hash(glob, random_state)
-    # lexsort sorts ascending on the last key first; keys are unique because the hash
-    # is a bijection of the row index, so reversing gives descending on both.
-    order = np.lexsort((hashes, scores[local]))[::-1][:k]
-    return glob[order], scores[local][order]
+    return select_ref(MEASURES[method](P), k, exclude, random_state, offset)

@@ -7,7 +7,11 @@ __version__ = "0.1.0"
 # The version above comes first: the modules below (and the widget) read it.
 from armillary import datasets
 from armillary.catalogue import Catalogue, open_catalogue
+from armillary.derive import register_combination
 from armillary.errors import ArmillaryError
+from armillary.labels_io import export_labels, import_labels
+from armillary.learners import Learner
+from armillary.pool import Pool
 from armillary.session import Candidate, Session
 from armillary.store import LabelStore
 
@@ -18,10 +22,15 @@ __all__ = [
     "Dock",
     "LabelPane",
     "LabelStore",
+    "Learner",
+    "Pool",
     "Session",
     "__version__",
     "datasets",
+    "export_labels",
+    "import_labels",
     "open_catalogue",
+    "register_combination",
 ]
 
 

@@ -1,317 +1,592 @@
-"""Table readers and the cache writer behind :func:`armillary.catalogue.open_catalogue`.
+"""The cache behind :func:`armillary.open_catalogue`: where it lives, when it is fresh, and
+how a reader's table is written into it.
 
-A reader (:func:`_reader_for`) reads a FITS table, or any file vaex opens, in row chunks as
-native-endian numbers and UTF-8 strings (:class:`_Strings`); :func:`_build_cache` writes those
-chunks into an HDF5 cache in vaex's layout, with the sorted id index (:class:`_IdIndex`)
-beside the table. Where the cache lives, when it is rebuilt and what it holds are described
-in the docstring of :mod:`armillary.catalogue`.
+:func:`build_cache` makes (at most) two passes over a reader's chunks: a scan of the columns
+whose size or type only the data can tell (strings, possible nulls, a stream's row count,
+everything when optimising), then the conversion. The cache is an HDF5 file in vaex's
+layout whose datasets are allocated up front (contiguous, never filled) and then written
+with plain file writes at their offsets, so the conversion runs at disk speed with a few
+chunks in memory. It is written under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import warnings
+import sys
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from armillary._ids import IdIndex, fnv1a
 from armillary.errors import CatalogueError
+from armillary.formats import STR, Strings
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bumped when the cache layout changes; older caches are rebuilt."""
-_CACHE_SUFFIX = ".armillary.hdf5"
-_CHUNK_ROWS = 262_144
-_FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
-_VAEX_SUFFIXES = (".hdf5", ".h5", ".parquet", ".arrow", ".feather", ".csv")
+CACHE_SUFFIX = ".armillary.hdf5"
+ENV_CACHE_DIR = "ARMILLARY_CACHE_DIR"
+CHUNK_ROWS = 262_144
+_HEAD_BYTES = 1 << 16
+_PROGRESS_DELAY = 0.5  # seconds before a progress bar shows
+_MAX_CATEGORIES = 1 << 16
 
 
-# --------------------------------------------------------------------------- readers
+# --------------------------------------------------------------------------- where
 
 
-class _Strings:
-    """A chunk of strings as UTF-8 bytes: ``lengths`` (int64) and concatenated ``data``."""
-
-    def __init__(self, lengths, data):
-        self.lengths = lengths
-        self.data = data
-
-    @classmethod
-    def from_fixed(cls, array):
-        """From a fixed-width bytes array, dropping trailing blanks and NULs (FITS rule)."""
-        array = np.ascontiguousarray(np.strings.rstrip(np.asarray(array, dtype="S"), b" \0"))
-        width = array.dtype.itemsize
-        lengths = np.strings.str_len(array).astype(np.int64)
-        if width == 0:
-            return cls(lengths, np.zeros(0, np.uint8))
-        matrix = array.view(np.uint8).reshape(array.size, width)
-        return cls(lengths, matrix[np.arange(width) < lengths[:, None]])
-
-    @classmethod
-    def from_arrow(cls, array):
-        """From a pyarrow (large_)string array (or a sequence of str); nulls become ""."""
-        import pyarrow as pa
-
-        if not isinstance(array, (pa.Array, pa.ChunkedArray)):
-            array = pa.array(list(array), type=pa.large_string())
-        if isinstance(array, pa.ChunkedArray):
-            array = array.combine_chunks()
-        array = array.cast(pa.large_string()).fill_null("")
-        offsets = np.frombuffer(array.buffers()[1], np.int64)
-        offsets = offsets[array.offset : array.offset + len(array) + 1]
-        data = np.frombuffer(array.buffers()[2] or b"", np.uint8)[offsets[0] : offsets[-1]]
-        return cls(np.diff(offsets), data)
+def user_cache_dir():
+    """The user's cache folder for Armillary (XDG on Linux, the platform's elsewhere)."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "armillary"
+    if os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
+        return Path(base) / "armillary" / "Cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "armillary"
 
 
-def _warn_skipped(path, skipped):
-    if skipped:
-        warnings.warn(f"{path}: columns {', '.join(skipped)} are not scalar numbers or "
-                      "strings and were left out of the catalogue", stacklevel=4)
+def writable(folder):
+    """Whether a file can be created in ``folder`` (tried, so it also holds for root)."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=".armillary-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(handle)
+    os.unlink(name)
+    return True
 
 
-class _FitsReader:
-    """The first table HDU of a FITS file, read in row chunks through astropy's memmap."""
+def cache_folder(cache_dir, beside=None):
+    """The folder for a cache and whether it is ``beside`` the source.
 
-    format = "fits"
-
-    def __init__(self, path):
-        from astropy.io import fits
-
-        self.path = path
-        try:  # astropy also warns of what it finds odd ("File may have been truncated")
-            self._hdul = fits.open(path, memmap=True, mode="readonly")
-            hdu_index = next((k for k, hdu in enumerate(self._hdul)
-                              if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU))), None)
-            if hdu_index is None:
-                raise CatalogueError(f"{path} holds no table HDU: a catalogue must be a FITS "
-                                     "binary or ASCII table")
-            hdu = self._hdul[hdu_index]
-            self._data = hdu.data
-            self._raw = None if self._data is None else self._data.view(np.ndarray)
-            self.nrows = 0 if self._data is None else len(self._data)
-            self.meta = {"hdu": hdu_index}
-            self.columns, self.units, self.descriptions = self._scan(hdu)
-            if self.nrows:
-                self.read(self.nrows - 1, self.nrows)  # fails now on a truncated file
-        except CatalogueError:
-            self.close()
-            raise
-        except Exception as exc:  # astropy raises OSError, ValueError, TypeError, ...
-            self.close()
-            raise CatalogueError(f"cannot read {path} as a FITS table ({exc}); is it a "
-                                 "complete FITS file?") from exc
-
-    def _scan(self, hdu):
-        columns, units, descriptions, skipped = {}, {}, {}, []
-        first = self._data[:1] if self._data is not None else None
-        for k, col in enumerate(hdu.columns, start=1):
-            raw = self._data.dtype[col.name] if self._data is not None else None
-            # the dtype after astropy's scaling (TZERO, TSCAL) and 'L' -> bool
-            dtype = raw if raw is None or raw.kind == "S" else first.field(col.name).dtype
-            kind = getattr(dtype, "kind", None)
-            if dtype is None or raw.shape or kind not in "biufS" or "P" in str(col.format) \
-                    or "Q" in str(col.format):
-                skipped.append(col.name)
-                continue
-            columns[col.name] = "str" if kind == "S" else np.dtype(dtype).newbyteorder("=")
-            if col.unit:
-                units[col.name] = str(col.unit)
-            comment = hdu.header.comments[f"TTYPE{k}"]
-            if comment:
-                descriptions[col.name] = comment
-        _warn_skipped(self.path, skipped)
-        return columns, units, descriptions
-
-    def read(self, start, stop, names=None):
-        """Columns ``names`` (default all) of rows [start, stop), native-endian."""
-        rows = self._data[start:stop]
-        out = {}
-        for name in self.columns if names is None else names:
-            if self.columns[name] == "str":  # raw bytes: astropy would decode to unicode
-                out[name] = _Strings.from_fixed(self._raw[name][start:stop])
-            else:  # astropy applies TSCAL/TZERO and turns 'L' into bool
-                values = np.asarray(rows.field(name))
-                out[name] = values.astype(self.columns[name], copy=False)
-        return out
-
-    def close(self):
-        hdul = getattr(self, "_hdul", None)
-        if hdul is not None:
-            hdul.close()
+    ``cache_dir``, else ``$ARMILLARY_CACHE_DIR``, else ``beside`` (the source's folder) if
+    it is writable, else :func:`user_cache_dir`.
+    """
+    chosen = cache_dir if cache_dir is not None else os.environ.get(ENV_CACHE_DIR) or None
+    if chosen is None and beside is not None and writable(beside):
+        return Path(beside), True
+    folder = Path(chosen).expanduser() if chosen is not None else user_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CatalogueError(
+            f"cannot create the cache folder {folder} ({exc}); pass cache_dir= a writable folder"
+        ) from exc
+    if not writable(folder):
+        where = (
+            "cache_dir"
+            if cache_dir is not None
+            else ENV_CACHE_DIR
+            if chosen
+            else "the user cache folder"
+        )
+        raise CatalogueError(
+            f"cannot write to {folder} ({where}); pass cache_dir= a writable folder"
+        )
+    return folder, False
 
 
-class _VaexReader:
-    """Any file vaex opens by itself (HDF5, Parquet, Arrow, CSV), read in row chunks."""
+def cache_path(source, cache_dir, variant=""):
+    """Where the cache of the file ``source`` lives (see :mod:`armillary.catalogue`).
 
-    format = "vaex"
-
-    def __init__(self, path):
-        import vaex
-
-        self.path = path
-        try:
-            self._df = vaex.open(str(path))
-        except Exception as exc:  # vaex raises many kinds for unreadable files
-            raise CatalogueError(f"cannot read {path} ({exc}); is it a complete "
-                                 f"{path.suffix.lstrip('.')} file?") from exc
-        self.nrows = len(self._df)
-        self.meta = {}
-        self.units = {k: str(v) for k, v in self._df.units.items()}
-        self.descriptions = dict(getattr(self._df, "descriptions", {}) or {})
-        self.columns, skipped = {}, []
-        for name in self._df.get_column_names(virtual=False):
-            dtype = self._df.data_type(name)
-            if dtype.is_string:
-                self.columns[name] = "str"
-            elif dtype.is_numeric or dtype.kind == "b":
-                numpy_dtype = np.dtype(dtype.numpy).newbyteorder("=")
-                if self._df.is_masked(name) and numpy_dtype.kind in "iub":
-                    numpy_dtype = np.dtype(np.float64)  # nulls become NaN
-                self.columns[name] = numpy_dtype
-            else:
-                skipped.append(name)
-        _warn_skipped(path, skipped)
-
-    def read(self, start, stop, names=None):
-        """Columns ``names`` (default all) of rows [start, stop), native-endian."""
-        names = list(self.columns if names is None else names)
-        values = self._df.evaluate(names, start, stop)
-        out = {}
-        for name, value in zip(names, values, strict=True):
-            if self.columns[name] == "str":
-                out[name] = _Strings.from_arrow(value)
-            else:
-                value = np.ma.filled(value.astype(self.columns[name]), np.nan) \
-                    if np.ma.isMaskedArray(value) else np.asarray(value)
-                out[name] = value.astype(self.columns[name], copy=False)
-        return out
-
-    def close(self):
-        self._df.close()
-
-
-def _reader_for(path):
-    lower = path.name.lower()
-    if lower.endswith(_FITS_SUFFIXES):
-        return _FitsReader(path)
-    if lower.endswith(_VAEX_SUFFIXES):
-        return _VaexReader(path)
-    raise CatalogueError(f"{path}: unsupported catalogue format {path.suffix!r}; Armillary "
-                         f"reads {', '.join(_FITS_SUFFIXES + _VAEX_SUFFIXES)}")
-
-
-# --------------------------------------------------------------------------- cache
-
-
-def _fingerprint(path):
-    """Hex digest of the source's resolved path, size, mtime (ns) and the cache version."""
-    stat = path.stat()
-    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{CACHE_VERSION}"
-    return hashlib.sha256(key.encode()).hexdigest()[:24]
-
-
-def _default_cache_dir():
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "armillary"
-
-
-def _cache_path(source, cache_dir):
-    """Where the cache of ``source`` lives (see :mod:`armillary.catalogue`)."""
-    if cache_dir is None and os.access(source.parent, os.W_OK):
-        return source.with_name(source.name + _CACHE_SUFFIX)
-    folder = Path(cache_dir).expanduser() if cache_dir is not None else _default_cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    A cache already beside the source is used without probing the folder for writing.
+    """
+    here = source.with_name(f"{source.name}{variant}{CACHE_SUFFIX}")
+    if cache_dir is None and not os.environ.get(ENV_CACHE_DIR) and here.exists():
+        return here
+    folder, beside = cache_folder(cache_dir, source.parent)
+    if beside:
+        return here
     tag = hashlib.sha256(str(source).encode()).hexdigest()[:8]
-    return folder / f"{source.name}.{tag}{_CACHE_SUFFIX}"
+    return folder / f"{source.name}{variant}.{tag}{CACHE_SUFFIX}"
 
 
-def _cache_is_current(cache, fingerprint):
+# --------------------------------------------------------------------------- fresh
+
+
+def file_fingerprint(path, options=""):
+    """Hex digest of the resolved path, size, mtime (ns), first and last 64 KiB of the
+    file (its header, and a Parquet or Arrow footer), the cache version and ``options``."""
+    try:
+        stat = path.stat()
+        digest = hashlib.blake2b(digest_size=12)
+        digest.update(
+            f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{CACHE_VERSION}|{options}".encode()
+        )
+        with open(path, "rb") as handle:
+            digest.update(handle.read(_HEAD_BYTES))
+            if stat.st_size > _HEAD_BYTES:
+                handle.seek(max(_HEAD_BYTES, stat.st_size - _HEAD_BYTES))
+                digest.update(handle.read(_HEAD_BYTES))
+    except PermissionError as exc:
+        raise CatalogueError(
+            f"cannot read {path}: permission denied. Ask for read access, "
+            "or copy the file somewhere you can read it"
+        ) from exc
+    except OSError as exc:
+        raise CatalogueError(f"cannot read {path} ({exc})") from exc
+    return digest.hexdigest()
+
+
+def content_fingerprint(reader, options=""):
+    """Hex digest of an in-memory table's column names, kinds and every value."""
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(f"{CACHE_VERSION}|{options}|{reader.format}|".encode())
+    for name, column in reader.columns.items():
+        digest.update(f"{name}:{column.kind}:{column.unit}|".encode())
+    for chunk in reader.chunks(chunk_rows=CHUNK_ROWS):
+        for values in chunk.values():
+            if isinstance(values, Strings):
+                digest.update(values.lengths)
+                digest.update(np.ascontiguousarray(values.data))
+            else:
+                digest.update(np.ascontiguousarray(np.ma.getdata(values)))
+                digest.update(np.ascontiguousarray(np.ma.getmaskarray(values)))
+    return digest.hexdigest()
+
+
+def cache_attrs(cache):
+    """The root attributes of a cache file, or None if it cannot be read as one."""
     import h5py
 
     try:
         with h5py.File(cache, "r") as h5:
-            return h5.attrs.get("armillary_fingerprint") == fingerprint and "table" in h5
+            return dict(h5.attrs) if "table" in h5 else None
     except OSError:
+        return None
+
+
+def cache_is_current(cache, fingerprint):
+    """Whether ``cache`` exists, reads, and was built from the source of ``fingerprint``."""
+    attrs = cache_attrs(cache) if cache.exists() else None
+    return attrs is not None and attrs.get("armillary_fingerprint") == fingerprint
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass
+class _Plan:
+    """What the scan found: row count, and per column its stored kind, mask and size."""
+
+    nrows: int
+    kinds: dict  # name -> numpy dtype, STR, or a list of category labels
+    masked: dict = field(default_factory=dict)
+    string_bytes: dict = field(default_factory=dict)
+    changes: dict = field(default_factory=dict)  # name -> "float64 -> float32"
+
+
+@dataclass
+class _Stats:
+    rows: int = 0
+    nbytes: int = 0
+    nulls: bool = False
+    lo: object = None
+    hi: object = None
+    narrow_ok: bool = True
+    distinct: set | None = field(default_factory=set)
+
+
+def _needs_scan(reader, name, optimise):
+    column = reader.columns[name]
+    return column.kind == STR or column.masked is None or optimise
+
+
+def _scan(reader, names, optimise, bar):
+    """One pass over ``names``: rows, string bytes, nulls, ranges, distinct strings."""
+    stats = {name: _Stats() for name in names}
+    if not names and reader.nrows is None:
+        names = [next(iter(reader.columns))]
+        stats = {names[0]: _Stats()}
+    for chunk in reader.chunks(names, CHUNK_ROWS):
+        for name, values in chunk.items():
+            _observe(stats[name], values, optimise)
+        bar.update(len(next(iter(chunk.values()))))
+    return stats
+
+
+def _observe(stat, values, optimise):
+    stat.rows += len(values)
+    if isinstance(values, Strings):
+        stat.nbytes += int(values.lengths.sum())
+        if optimise and stat.distinct is not None:
+            import pyarrow.compute as pc
+
+            stat.distinct.update(pc.unique(values.to_arrow()).to_pylist())
+            if len(stat.distinct) > _MAX_CATEGORIES:
+                stat.distinct = None
+        return
+    mask = np.ma.getmaskarray(values)
+    stat.nulls |= bool(mask.any())
+    if not optimise or values.dtype.kind not in "iuf":
+        return
+    data = np.ma.getdata(values)[~mask] if mask.any() else np.ma.getdata(values)
+    if data.dtype.kind == "f":
+        finite = np.abs(data[np.isfinite(data)])
+        big = finite.max(initial=0.0) > np.finfo(np.float32).max
+        tiny = finite[finite > 0].min(initial=1.0) < np.finfo(np.float32).tiny
+        stat.narrow_ok &= not (big or tiny)
+    elif data.size:
+        lo, hi = data.min(), data.max()
+        stat.lo = lo if stat.lo is None else min(stat.lo, lo)
+        stat.hi = hi if stat.hi is None else max(stat.hi, hi)
+
+
+def _narrow(kind, stat, nrows, is_id):
+    """The kind ``optimise=True`` stores a column as (see :func:`open_catalogue`)."""
+    if is_id:
+        return kind
+    if kind == STR:
+        labels = stat.distinct
+        if labels is not None and 0 < len(labels) <= max(nrows // 2, 1):
+            return sorted(labels)
+        return kind
+    if kind.kind == "f" and kind.itemsize == 8 and stat.narrow_ok:
+        return np.dtype(np.float32)
+    if kind.kind in "iu" and stat.lo is not None:
+        for small in (np.int8, np.int16, np.int32, np.int64):
+            info = np.iinfo(small)
+            if info.min <= stat.lo and stat.hi <= info.max:
+                return np.dtype(small) if np.dtype(small).itemsize < kind.itemsize else kind
+    return kind
+
+
+def plan(reader, id_column, optimise, bar_factory):
+    """Scan what must be scanned and settle how every column is stored."""
+    names = [n for n in reader.columns if _needs_scan(reader, n, optimise)]
+    stats = {}
+    if names or reader.nrows is None:
+        with bar_factory("Scanning", reader.nrows) as bar:
+            stats = _scan(reader, names, optimise, bar)
+    nrows = reader.nrows if reader.nrows is not None else next(iter(stats.values())).rows
+    result = _Plan(nrows, {})
+    for name, column in reader.columns.items():
+        stat = stats.get(name, _Stats())
+        kind = _narrow(column.kind, stat, nrows, name == id_column) if optimise else column.kind
+        result.kinds[name] = kind
+        result.masked[name] = bool(stat.nulls) if column.masked is None else bool(column.masked)
+        if column.kind == STR:
+            result.string_bytes[name] = stat.nbytes
+        if isinstance(kind, list) or kind != column.kind:
+            result.changes[name] = f"{_kind_name(column.kind)} -> {_kind_name(kind)}"
+    return result
+
+
+def _kind_name(kind):
+    return "category" if isinstance(kind, list) else "string" if kind == STR else str(kind)
+
+
+def stored_bytes(plan, kinds=None):
+    """Bytes the columns take in the cache with ``kinds`` (default: the plan's)."""
+    total = 0
+    for name, kind in (kinds or plan.kinds).items():
+        mask = plan.nrows if plan.masked.get(name) else 0
+        if isinstance(kind, list):
+            labels = sum(len(label.encode()) for label in kind)
+            total += plan.nrows * _code_dtype(kind).itemsize + labels + 8 * (len(kind) + 1)
+        elif kind == STR:
+            total += plan.string_bytes.get(name, 0) + 8 * (plan.nrows + 1)
+        else:
+            total += plan.nrows * kind.itemsize + mask
+    return total
+
+
+def _code_dtype(labels):
+    return np.dtype(np.uint8 if len(labels) <= 256 else np.uint16)
+
+
+# --------------------------------------------------------------------------- write
+
+
+def _dcpl():
+    import h5py
+
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)  # offsets known now
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)  # no zeros written first
+    return dcpl
+
+
+def _dataset(group, name, shape, dtype):
+    """An allocated dataset; its (offset, dtype), offset None when it is empty."""
+    data = group.create_dataset(name, shape=shape, dtype=dtype, dcpl=_dcpl(), track_times=False)
+    return data, (data.id.get_offset(), np.dtype(dtype))
+
+
+def _layout(h5, reader, the_plan, id_column):
+    """Create every dataset of the cache; {name: {part: (offset, dtype)}}."""
+    table = h5.require_group("table")
+    table.attrs["type"] = "table"
+    columns = table.require_group("columns")
+    columns.attrs["column_order"] = ",".join(reader.columns)
+    n, where = the_plan.nrows, {}
+    for name, kind in the_plan.kinds.items():
+        group, spec, parts = columns.require_group(name), reader.columns[name], {}
+        for key, value in (("unit", spec.unit), ("description", spec.description)):
+            if value:
+                group.attrs[key] = value
+        if isinstance(kind, list):
+            group.attrs["type"] = "dictionary_encoded"
+            _, parts["codes"] = _dataset(
+                group.require_group("indices"), "data", (n,), _code_dtype(kind)
+            )
+            _write_labels(group.require_group("dictionary"), kind)
+        elif kind == STR:
+            data, parts["bytes"] = _dataset(group, "data", (the_plan.string_bytes[name],), "S1")
+            data.attrs["dtype"] = "str"
+            _, parts["offsets"] = _dataset(group, "indices", (n + 1,), np.int64)
+        else:
+            _, parts["data"] = _dataset(group, "data", (n,), kind)
+            if the_plan.masked[name]:
+                _, parts["mask"] = _dataset(group, "mask", (n,), bool)
+        where[name] = parts
+    if id_column is not None:
+        group = h5.require_group(f"armillary_index/{id_column}")
+        key_dtype = np.uint64 if the_plan.kinds[id_column] == STR else the_plan.kinds[id_column]
+        where["__keys__"] = _dataset(group, "keys", (n,), key_dtype)[1]
+        where["__order__"] = _dataset(group, "order", (n,), np.int64)[1]
+    return where
+
+
+def _write_labels(group, labels):
+    encoded = [label.encode() for label in labels]
+    data = group.create_dataset(
+        "data", data=np.frombuffer(b"".join(encoded) or b"", "S1"), track_times=False
+    )
+    data.attrs["dtype"] = "str"
+    offsets = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int64)
+    group.create_dataset("indices", data=offsets, track_times=False)
+
+
+class _Writer:
+    """Plain writes of arrays at (dataset offset + element offset) in an open file."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def put(self, part, first, array):
+        offset, dtype = part
+        if offset is None or not array.size:
+            return
+        array = np.ascontiguousarray(array)
+        if dtype.kind == "S":  # string bytes: as they are
+            array = array.view(np.uint8)
+        elif array.dtype != dtype:
+            array = array.astype(dtype)
+        self.handle.seek(offset + first * dtype.itemsize)
+        self.handle.write(memoryview(array).cast("B"))
+
+
+def _write_chunk(writer, where, the_plan, chunk, start, cursor):
+    """Write one chunk of every column; ``cursor`` holds each string column's byte count."""
+    for name, values in chunk.items():
+        kind, parts = the_plan.kinds[name], where[name]
+        if isinstance(kind, list):
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            codes = pc.index_in(values.to_arrow(), value_set=pa.array(kind, pa.large_string()))
+            writer.put(parts["codes"], start, codes.to_numpy(zero_copy_only=False))
+        elif kind == STR:
+            writer.put(parts["bytes"], cursor[name], values.data)
+            ends = cursor[name] + np.cumsum(values.lengths)
+            writer.put(parts["offsets"], start + 1, ends)
+            cursor[name] += int(values.data.size)
+        elif not np.ma.isMaskedArray(values):
+            writer.put(parts["data"], start, values)
+            if "mask" in parts:
+                writer.put(parts["mask"], start, np.zeros(len(values), bool))
+        else:
+            mask = np.ma.getmaskarray(values)
+            writer.put(parts["data"], start, np.where(mask, 0, np.ma.getdata(values)))
+            if "mask" in parts:
+                writer.put(parts["mask"], start, mask)
+
+
+def _prefetched(chunks, depth=2):
+    """Iterate ``chunks`` in a background thread, up to ``depth`` chunks ahead, so that
+    reading and decoding the source overlaps writing the cache."""
+    import queue
+    import threading
+
+    items, stop, done = queue.Queue(maxsize=depth), threading.Event(), object()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
         return False
 
+    def work():
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    break
+            else:
+                put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+        finally:
+            chunks.close()
 
-def _build_cache(reader, cache, attrs, id_column):
-    """Convert ``reader``'s table into ``cache`` (vaex HDF5 layout), chunk by chunk.
+    thread = threading.Thread(target=work, name="armillary-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := items.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
-    The sorted id index of ``id_column`` (see :class:`_IdIndex`) is stored beside the table
-    in ``/armillary_index/<id_column>``, so that a later open need not hash every id again.
+
+def _convert(reader, where, the_plan, id_column, handle, bar):
+    """The conversion pass; returns the id column's keys in row order (or None)."""
+    writer = _Writer(handle)
+    keys = None if id_column is None else np.empty(the_plan.nrows, where["__keys__"][1])
+    cursor = {name: 0 for name, kind in the_plan.kinds.items() if kind == STR}
+    for name in cursor:
+        writer.put(where[name]["offsets"], 0, np.zeros(1, np.int64))
+    start = 0
+    for chunk in _prefetched(reader.chunks(chunk_rows=CHUNK_ROWS)):
+        size = len(next(iter(chunk.values())))
+        if start + size > the_plan.nrows:
+            raise CatalogueError("the table grew while it was being read")
+        if keys is not None:
+            values = chunk[id_column]
+            keys[start : start + size] = (
+                fnv1a(values) if isinstance(values, Strings) else np.ma.getdata(values)
+            )
+        _write_chunk(writer, where, the_plan, chunk, start, cursor)
+        start += size
+        bar.update(size)
+    if start != the_plan.nrows:
+        raise CatalogueError(
+            f"the table has {start:,} rows where {the_plan.nrows:,} were "
+            "announced; is the file complete, and unchanged while read?"
+        )
+    return keys
+
+
+def _write_index(writer, where, keys):
+    """Sort the keys and write them and their rows; True if no key repeats."""
+    order = np.argsort(keys, kind="stable")
+    unique = True
+    for first in range(0, keys.size, CHUNK_ROWS * 4):
+        rows = order[first : first + CHUNK_ROWS * 4]
+        block = keys[rows]
+        previous = keys[order[first - 1 : first]]
+        unique &= not (np.any(block[1:] == block[:-1]) or np.any(previous == block[:1]))
+        writer.put(where["__keys__"], first, block)
+        writer.put(where["__order__"], first, rows)
+    return bool(unique)
+
+
+def _bars(label, progress):
+    """A factory of tqdm.auto progress bars (shown after :data:`_PROGRESS_DELAY` s)."""
+    from tqdm.auto import tqdm
+
+    def make(step, total):
+        return tqdm(
+            total=total,
+            desc=f"{step} {label}",
+            unit="rows",
+            unit_scale=True,
+            delay=_PROGRESS_DELAY,
+            disable=not progress,
+            leave=step == "Converting",
+        )
+
+    return make
+
+
+def _fsync(path, directory=False):
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        handle = os.open(path, flags)
+    except OSError:  # some systems cannot open folders; the rename is still atomic
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def build_cache(
+    reader, cache, attrs, id_column=None, optimise=False, progress=True, label="", where=""
+):
+    """Convert ``reader``'s table into the cache file ``cache``.
+
+    Parameters
+    ----------
+    reader : reader of :mod:`armillary.formats`
+    cache : pathlib.Path
+    attrs : dict
+        Root attributes (fingerprint, source, ...).
+    id_column : str or None
+        Column whose sorted id index is stored in ``/armillary_index/<id_column>``.
+    optimise : bool
+        Store columns in smaller types (see :func:`armillary.open_catalogue`).
+    progress : bool
+        Show tqdm.auto progress bars (and the optimisation report).
+    label : str
+        Name of the table in the bars.
+    where : str or pathlib.Path
+        The table's source, for messages.
+
+    Returns
+    -------
+    dict or None
+        With ``optimise``: ``bytes_before``, ``bytes_after`` and ``changes``.
     """
     import h5py
 
-    n = reader.nrows
-    keys = None if id_column is None else np.empty(
-        n, np.uint64 if reader.columns[id_column] == "str" else reader.columns[id_column])
-    strings = [name for name, kind in reader.columns.items() if kind == "str"]
-    byte_counts = dict.fromkeys(strings, 0)
-    for start in range(0, n, _CHUNK_ROWS) if strings else ():
-        for name, chunk in reader.read(start, min(start + _CHUNK_ROWS, n), strings).items():
-            byte_counts[name] += int(chunk.lengths.sum())
+    bars = _bars(label or cache.name, progress)
+    the_plan = plan(reader, id_column, optimise, bars)
+    if the_plan.nrows == 0:
+        raise CatalogueError(f"{where or label} has no rows")
+    report = (
+        None
+        if not optimise
+        else {
+            "bytes_before": stored_bytes(the_plan, {n: c.kind for n, c in reader.columns.items()}),
+            "bytes_after": stored_bytes(the_plan),
+            "changes": the_plan.changes,
+        }
+    )
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
     try:
         with h5py.File(tmp, "w") as h5:
             h5.attrs.update(attrs)
-            table = h5.require_group("table")
-            table.attrs["type"] = "table"
-            columns = table.require_group("columns")
-            columns.attrs["column_order"] = ",".join(reader.columns)
-            datasets = _create_datasets(columns, reader, n, byte_counts)
-            offsets = dict.fromkeys(strings, 0)
-            for start in range(0, n, _CHUNK_ROWS):
-                stop = min(start + _CHUNK_ROWS, n)
-                for name, chunk in reader.read(start, stop).items():
-                    if name == id_column:
-                        keys[start:stop] = _fnv1a(chunk) if isinstance(chunk, _Strings) \
-                            else chunk
-                    if isinstance(chunk, _Strings):
-                        _write_strings(*datasets[name], chunk, start, offsets[name])
-                        offsets[name] += chunk.data.size
-                    else:
-                        datasets[name][start:stop] = chunk
-            if keys is not None:
-                index = _IdIndex(keys)
-                group = h5.require_group(f"armillary_index/{id_column}")
-                group.create_dataset("keys", data=index.keys, track_times=False)
-                group.create_dataset("order", data=index.order, track_times=False)
+            where = _layout(h5, reader, the_plan, id_column)
+        with open(tmp, "r+b", buffering=0) as handle, bars("Converting", the_plan.nrows) as bar:
+            keys = _convert(reader, where, the_plan, id_column, handle, bar)
+            unique = None if keys is None else _write_index(_Writer(handle), where, keys)
+            del keys
+        with h5py.File(tmp, "r+") as h5:
+            if unique is not None:
+                h5[f"armillary_index/{id_column}"].attrs["unique"] = unique
+            if report is not None:
+                h5.attrs["armillary_bytes_before"] = report["bytes_before"]
+                h5.attrs["armillary_bytes_after"] = report["bytes_after"]
+                h5.attrs["armillary_changes"] = repr(report["changes"])
+        _fsync(tmp)
         os.replace(tmp, cache)
+        _fsync(cache.parent, directory=True)
     finally:
         tmp.unlink(missing_ok=True)
+    return report
 
 
-def _create_datasets(columns, reader, n, byte_counts):
-    datasets = {}
-    for name, kind in reader.columns.items():
-        group = columns.require_group(name)
-        if name in reader.units:
-            group.attrs["unit"] = reader.units[name]
-        if name in reader.descriptions:
-            group.attrs["description"] = reader.descriptions[name]
-        if kind == "str":
-            data = group.create_dataset("data", shape=(byte_counts[name],), dtype="S1",
-                                        track_times=False)
-            data.attrs["dtype"] = "str"
-            indices = group.create_dataset("indices", shape=(n + 1,), dtype=np.int64,
-                                           track_times=False)
-            indices[0] = 0
-            datasets[name] = (data, indices)
-        else:
-            datasets[name] = group.create_dataset("data", shape=(n,), dtype=kind,
-                                                  track_times=False)
-    return datasets
-
-
-def _write_strings(data, indices, chunk, start, base):
-    """Append one chunk of strings whose bytes start at ``base`` in ``data``."""
-    indices[start + 1 : start + 1 + chunk.lengths.size] = base + np.cumsum(chunk.lengths)
-    if chunk.data.size:
-        data[base : base + chunk.data.size] = chunk.data.view("S1")
-
-
-def _stored_index(cache, id_column):
+def stored_index(cache, id_column):
     """The id index saved in ``cache`` for ``id_column``, memory-mapped; None if absent."""
     import h5py
 
@@ -319,59 +594,26 @@ def _stored_index(cache, id_column):
         group = h5.get(f"armillary_index/{id_column}")
         if not isinstance(group, h5py.Group) or "keys" not in group or "order" not in group:
             return None
-        keys, order = (np.memmap(cache, dtype=ds.dtype, mode="r", shape=ds.shape,
-                                 offset=ds.id.get_offset()) for ds in (group["keys"],
-                                                                        group["order"]))
-    return _IdIndex(keys, order)
+        unique = group.attrs.get("unique")
+        arrays = []
+        for ds in (group["keys"], group["order"]):
+            offset = ds.id.get_offset()
+            arrays.append(
+                np.zeros(0, ds.dtype)
+                if offset is None
+                else np.memmap(cache, dtype=ds.dtype, mode="r", shape=ds.shape, offset=offset)
+            )
+    return IdIndex(*arrays, unique=None if unique is None else bool(unique))
 
 
-def _open_vaex(cache):
+def open_vaex(cache):
+    """The cache as a memory-mapped vaex DataFrame."""
     import vaex
 
     try:
         return vaex.open(str(cache))
     except Exception as exc:  # a cache we cannot open is a bug or a disk problem
-        raise CatalogueError(f"cannot open the catalogue cache {cache} ({exc}); delete it "
-                             "and open the catalogue again") from exc
-
-
-# --------------------------------------------------------------------------- ids
-
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
-
-
-def _fnv1a(strings):
-    """64-bit FNV-1a hash of each string of a :class:`_Strings`, one byte column a step."""
-    lengths, data = strings.lengths, strings.data
-    starts = np.cumsum(lengths) - lengths
-    hashes = np.full(lengths.size, _FNV_OFFSET, np.uint64)
-    for j in range(int(lengths.max(initial=0))):
-        active = np.flatnonzero(lengths > j)
-        byte = data[starts[active] + j].astype(np.uint64)
-        hashes[active] = (hashes[active] ^ byte) * _FNV_PRIME
-    return hashes
-
-
-
-class _IdIndex:
-    """Sorted keys (integer ids, or 64-bit hashes of string ids) and their row positions."""
-
-    def __init__(self, keys, order=None):
-        if order is None:  # keys in row order: sort them
-            order = np.argsort(keys, kind="stable")
-            keys = keys[order]
-        self.keys = keys
-        self.order = order
-
-    def candidates(self, query_keys):
-        """Position of the first row whose key equals each query key, -1 where none."""
-        lo = np.searchsorted(self.keys, query_keys, side="left")
-        hi = np.searchsorted(self.keys, query_keys, side="right")
-        positions = self.order[np.minimum(lo, self.keys.size - 1)]
-        return np.where(hi > lo, positions, -1), lo, hi
-
-    def duplicate_pairs(self):
-        """Row positions (a, b) of neighbouring equal keys."""
-        same = np.flatnonzero(self.keys[1:] == self.keys[:-1])
-        return self.order[same], self.order[same + 1]
+        raise CatalogueError(
+            f"cannot open the catalogue cache {cache} ({exc}); delete it "
+            "and open the catalogue again"
+        ) from exc

@@ -73,16 +73,18 @@ _EXTINCTION = np.array([4.24, 3.30, 2.29, 1.70, 1.26, 1.08, 0.72, 0.46, 0.31, 0.
 # Stellar locus: colours u-g g-r r-i i-z z-y z-J J-H H-K K-W1 W1-W2 at temperature nodes
 # t = 0 (A0, hot) ... 1 (M5, cool).
 _LOCUS_T = np.array([0.0, 0.15, 0.30, 0.45, 0.60, 0.72, 0.86, 1.0])
-_LOCUS = np.array([
-    [1.00, -0.25, -0.15, -0.10, -0.05, 0.50, 0.00, 0.00, 0.02, 0.00],  # A0
-    [0.95, 0.30, 0.10, 0.02, 0.00, 0.83, 0.22, 0.04, 0.02, -0.02],  # F5
-    [1.20, 0.45, 0.15, 0.05, 0.02, 0.96, 0.30, 0.06, 0.04, -0.03],  # G2
-    [1.60, 0.65, 0.22, 0.10, 0.05, 1.10, 0.45, 0.10, 0.05, -0.05],  # K0
-    [2.30, 1.05, 0.40, 0.22, 0.10, 1.30, 0.60, 0.13, 0.08, -0.05],  # K5
-    [2.50, 1.30, 0.70, 0.35, 0.15, 1.50, 0.65, 0.18, 0.10, 0.00],  # M0
-    [2.50, 1.45, 1.30, 0.65, 0.30, 1.80, 0.60, 0.25, 0.15, 0.10],  # M3
-    [2.40, 1.50, 1.90, 0.95, 0.45, 2.10, 0.58, 0.30, 0.20, 0.20],  # M5
-])
+_LOCUS = np.array(
+    [
+        [1.00, -0.25, -0.15, -0.10, -0.05, 0.50, 0.00, 0.00, 0.02, 0.00],  # A0
+        [0.95, 0.30, 0.10, 0.02, 0.00, 0.83, 0.22, 0.04, 0.02, -0.02],  # F5
+        [1.20, 0.45, 0.15, 0.05, 0.02, 0.96, 0.30, 0.06, 0.04, -0.03],  # G2
+        [1.60, 0.65, 0.22, 0.10, 0.05, 1.10, 0.45, 0.10, 0.05, -0.05],  # K0
+        [2.30, 1.05, 0.40, 0.22, 0.10, 1.30, 0.60, 0.13, 0.08, -0.05],  # K5
+        [2.50, 1.30, 0.70, 0.35, 0.15, 1.50, 0.65, 0.18, 0.10, 0.00],  # M0
+        [2.50, 1.45, 1.30, 0.65, 0.30, 1.80, 0.60, 0.25, 0.15, 0.10],  # M3
+        [2.40, 1.50, 1.90, 0.95, 0.45, 2.10, 0.58, 0.30, 0.20, 0.20],  # M5
+    ]
+)
 _WHITE_DWARF = np.array([0.35, -0.20, -0.20, -0.20, -0.10, 0.30, 0.0, 0.0, 0.0, 0.0])
 _STAR_SCATTER = np.array([0.08, 0.03, 0.03, 0.03, 0.03, 0.04, 0.04, 0.04, 0.04, 0.04])
 
@@ -121,18 +123,20 @@ def _galaxy_colours(rng, m):
     s = np.where(red, np.clip(rng.normal(0.9, 0.06, m), 0, 1), 0.7 * rng.beta(2.0, 3.0, m))
     zc = np.minimum(z, 0.45)
     break_ri = np.clip((z - 0.3) / 0.4, 0.0, 1.0)
-    colours = np.column_stack([
-        1.0 + 0.8 * s + 1.2 * s * np.minimum(z, 0.3),
-        0.35 + 0.45 * s + (0.8 + 1.4 * s) * zc,
-        0.2 + 0.2 * s + (0.3 + 0.4 * s) * z + 0.6 * s * break_ri,
-        0.12 + 0.15 * s + 0.35 * z,
-        0.05 + 0.1 * s + 0.15 * z,
-        1.05 + 0.3 * s + 0.9 * z,
-        0.62 + 0.12 * s + 0.35 * z,
-        0.22 + 0.06 * s + 0.7 * z,
-        0.15 - 0.05 * s + 0.4 * z,
-        0.05 + 0.2 * (1 - s) + 0.3 * z,
-    ])
+    colours = np.column_stack(
+        [
+            1.0 + 0.8 * s + 1.2 * s * np.minimum(z, 0.3),
+            0.35 + 0.45 * s + (0.8 + 1.4 * s) * zc,
+            0.2 + 0.2 * s + (0.3 + 0.4 * s) * z + 0.6 * s * break_ri,
+            0.12 + 0.15 * s + 0.35 * z,
+            0.05 + 0.1 * s + 0.15 * z,
+            1.05 + 0.3 * s + 0.9 * z,
+            0.62 + 0.12 * s + 0.35 * z,
+            0.22 + 0.06 * s + 0.7 * z,
+            0.15 - 0.05 * s + 0.4 * z,
+            0.05 + 0.2 * (1 - s) + 0.3 * z,
+        ]
+    )
     colours += rng.normal(size=(m, 10)) * [0.15, 0.08, 0.06, 0.06, 0.06, 0.1, 0.08, 0.08, 0.1, 0.1]
     obscured_agn = rng.random(m) < 0.04
     colours[:, 9] += obscured_agn * rng.uniform(0.6, 1.0, m)
@@ -147,18 +151,20 @@ def _qso_colours(rng, m):
     r = _power_law_mags(rng, m, 16.5, 22.3, 0.55)
     z = np.clip(np.exp(rng.normal(np.log(1.4), 0.55, m)), 0.1, 4.5)
     tau = 2 * np.pi * z
-    colours = np.column_stack([
-        0.2 + 0.08 * np.sin(tau / 0.9) + 2.0 * np.clip(z - 2.3, 0, None),
-        0.15 + 0.08 * np.sin(tau / 0.7 + 1) + 1.2 * np.clip(z - 3.2, 0, None),
-        0.12 + 0.08 * np.sin(tau / 0.8 + 2),
-        0.05 + 0.08 * np.sin(tau / 0.6 + 0.5),
-        0.05 + 0.0 * z,
-        1.0 + 0.1 * np.sin(tau / 1.1),
-        0.75 + 0.1 * np.sin(tau / 1.3 + 1),
-        0.8 + 0.15 * np.sin(tau / 1.7 + 2),
-        1.0 + 0.0 * z,
-        1.1 - 0.15 * np.clip(z - 2.0, 0, None),
-    ])
+    colours = np.column_stack(
+        [
+            0.2 + 0.08 * np.sin(tau / 0.9) + 2.0 * np.clip(z - 2.3, 0, None),
+            0.15 + 0.08 * np.sin(tau / 0.7 + 1) + 1.2 * np.clip(z - 3.2, 0, None),
+            0.12 + 0.08 * np.sin(tau / 0.8 + 2),
+            0.05 + 0.08 * np.sin(tau / 0.6 + 0.5),
+            0.05 + 0.0 * z,
+            1.0 + 0.1 * np.sin(tau / 1.1),
+            0.75 + 0.1 * np.sin(tau / 1.3 + 1),
+            0.8 + 0.15 * np.sin(tau / 1.7 + 2),
+            1.0 + 0.0 * z,
+            1.1 - 0.15 * np.clip(z - 2.0, 0, None),
+        ]
+    )
     colours += rng.normal(size=(m, 10)) * [0.12, 0.1, 0.1, 0.1, 0.08, 0.12, 0.12, 0.15, 0.2, 0.18]
     host = rng.random(m) < 0.10  # host-dominated: mid-IR colours like a galaxy's
     colours[:, 9] -= host * rng.uniform(0.3, 0.8, m)
@@ -187,11 +193,14 @@ def _log_lx(rng, labels, redshift):
     """log10 X-ray luminosity (erg/s) for detected rows, NaN elsewhere."""
     m = labels.size
     detect_p = np.choose(labels, [0.02, 0.06, 0.42])
-    values = np.choose(labels, [
-        28.8 + rng.normal(0.0, 0.7, m),
-        41.3 + 2.0 * np.log10(1 + redshift) + rng.normal(0.0, 0.7, m),
-        43.2 + 1.5 * np.log10(1 + redshift) + rng.normal(0.0, 0.45, m),
-    ])
+    values = np.choose(
+        labels,
+        [
+            28.8 + rng.normal(0.0, 0.7, m),
+            41.3 + 2.0 * np.log10(1 + redshift) + rng.normal(0.0, 0.7, m),
+            43.2 + 1.5 * np.log10(1 + redshift) + rng.normal(0.0, 0.45, m),
+        ],
+    )
     return np.where(rng.random(m) < detect_p, values, np.nan)
 
 
@@ -220,9 +229,16 @@ def _simulate_block(seed, block, labelled_fraction):
     observed = mags + rng.normal(size=mags.shape) * err
     labels = np.where(rng.random(m) < labelled_fraction, true, -1)
     return {
-        "RA": ra, "DEC": dec, "mags": observed, "errs": err, "redshift": photo_z,
-        "true_z": true_z, "Lx": _log_lx(rng, true, true_z), "labels": labels,
-        "true_label": true, "prefix": rng.choice(3, size=m, p=[0.5, 0.3, 0.2]),
+        "RA": ra,
+        "DEC": dec,
+        "mags": observed,
+        "errs": err,
+        "redshift": photo_z,
+        "true_z": true_z,
+        "Lx": _log_lx(rng, true, true_z),
+        "labels": labels,
+        "true_label": true,
+        "prefix": rng.choice(3, size=m, p=[0.5, 0.3, 0.2]),
     }
 
 
@@ -247,8 +263,9 @@ def _format_ids(ra, dec, rows, prefix, row_digits):
     sign = np.where(dec < 0, ord("-"), ord("+")).astype(np.uint8)[:, None]
     dot = np.full((m, 1), ord("."), np.uint8)
     counter = np.hstack([np.full((m, 1), ord("_"), np.uint8), _digits(rows, row_digits)])
-    dotted = np.hstack([ra_d[:, :6], dot, ra_d[:, 6:], sign, dec_d[:, :6], dot, dec_d[:, 6:],
-                        counter])
+    dotted = np.hstack(
+        [ra_d[:, :6], dot, ra_d[:, 6:], sign, dec_d[:, :6], dot, dec_d[:, 6:], counter]
+    )
     plain = np.hstack([ra_d, sign, dec_d, counter])
     width = _id_width(row_digits)
     out = np.zeros((m, width), np.uint8)
@@ -338,18 +355,22 @@ def _write_thumbnails(folder, seed, start, sim, rows, digits):
 
 def _columns(id_width, thumb_width):
     """FITS columns (name, TFORM, unit, comment) in file order."""
-    cols = [("ID", f"{id_width}A", None, "survey-style unique name"),
-            ("RA", "D", "deg", "right ascension (ICRS)"),
-            ("DEC", "D", "deg", "declination (ICRS)")]
+    cols = [
+        ("ID", f"{id_width}A", None, "survey-style unique name"),
+        ("RA", "D", "deg", "right ascension (ICRS)"),
+        ("DEC", "D", "deg", "declination (ICRS)"),
+    ]
     for band in BANDS:
         system = "Vega" if band in {"j", "h", "k", "w1", "w2"} else "AB"
         cols.append((band, "E", "mag", f"{band} magnitude ({system})"))
     cols += [(f"{band}_err", "E", "mag", f"{band} 1-sigma error") for band in BANDS]
-    cols += [("redshift", "E", None, "photometric-redshift-like estimate"),
-             ("Lx", "E", None, "log10 Lx [erg/s], NaN: undetected"),
-             ("labels", "I", None, "0 Star, 1 Galaxy, 2 QSO, -1 unknown"),
-             ("true_label", "I", None, "ground truth: 0 Star, 1 Galaxy, 2 QSO"),
-             ("thumbnail", f"{thumb_width}A", None, "PNG path, relative to this folder")]
+    cols += [
+        ("redshift", "E", None, "photometric-redshift-like estimate"),
+        ("Lx", "E", None, "log10 Lx [erg/s], NaN: undetected"),
+        ("labels", "I", None, "0 Star, 1 Galaxy, 2 QSO, -1 unknown"),
+        ("true_label", "I", None, "ground truth: 0 Star, 1 Galaxy, 2 QSO"),
+        ("thumbnail", f"{thumb_width}A", None, "PNG path, relative to this folder"),
+    ]
     return cols
 
 
@@ -358,8 +379,9 @@ def _headers(n, params, id_width, thumb_width):
     from astropy.io import fits
 
     spec = _columns(id_width, thumb_width)
-    coldefs = fits.ColDefs([fits.Column(name=name, format=form, unit=unit)
-                            for name, form, unit, _ in spec])
+    coldefs = fits.ColDefs(
+        [fits.Column(name=name, format=form, unit=unit) for name, form, unit, _ in spec]
+    )
     table = fits.BinTableHDU.from_columns(coldefs, nrows=0)
     header = table.header
     header["NAXIS2"] = n
@@ -373,8 +395,12 @@ def _headers(n, params, id_width, thumb_width):
     header["COMMENT"] = "Thumbnail paths are relative to the folder holding this file."
     primary = fits.PrimaryHDU().header
     kinds = {"A": "S", "D": ">f8", "E": ">f4", "I": ">i2"}
-    dtype = np.dtype([(name, kinds[form[-1]] + (form[:-1] if form[-1] == "A" else ""))
-                      for name, form, _, _ in spec])
+    dtype = np.dtype(
+        [
+            (name, kinds[form[-1]] + (form[:-1] if form[-1] == "A" else ""))
+            for name, form, _, _ in spec
+        ]
+    )
     if dtype.itemsize != header["NAXIS1"]:
         raise RuntimeError(f"row size {dtype.itemsize} != NAXIS1 {header['NAXIS1']}")
     return primary.tostring().encode("ascii"), header.tostring().encode("ascii"), dtype
@@ -384,8 +410,9 @@ def _pack(sim, rows, dtype, row_digits, thumbs):
     """The big-endian FITS records of one simulated block, rows ``rows`` only."""
     keep = slice(0, rows.size)
     rec = np.zeros(rows.size, dtype=dtype)
-    rec["ID"] = _format_ids(sim["RA"][keep], sim["DEC"][keep], rows,
-                            sim["prefix"][keep], row_digits)
+    rec["ID"] = _format_ids(
+        sim["RA"][keep], sim["DEC"][keep], rows, sim["prefix"][keep], row_digits
+    )
     for name in ("RA", "DEC", "redshift", "Lx", "labels", "true_label"):
         rec[name] = sim[name][keep]
     for b, band in enumerate(BANDS):
@@ -414,24 +441,38 @@ def generator_parameters(path):
         header = fits.getheader(path, 1)
         if header.get("ARMGEN") != "armillary.datasets":
             return None
-        return {"version": int(header["ARMVER"]), "n": int(header["ARMN"]),
-                "seed": int(header["ARMSEED"]), "thumbnails": int(header["ARMTHUMB"]),
-                "labelled_fraction": float(header["ARMLABF"])}
+        return {
+            "version": int(header["ARMVER"]),
+            "n": int(header["ARMN"]),
+            "seed": int(header["ARMSEED"]),
+            "thumbnails": int(header["ARMTHUMB"]),
+            "labelled_fraction": float(header["ARMLABF"]),
+        }
     except (OSError, KeyError, IndexError, ValueError):
         return None
 
 
 def _check_args(n, seed, thumbnails, chunk_rows, labelled_fraction):
-    for name, value, low in (("n", n, 1), ("seed", seed, 0), ("thumbnails", thumbnails, 0),
-                             ("chunk_rows", chunk_rows, 1)):
+    for name, value, low in (
+        ("n", n, 1),
+        ("seed", seed, 0),
+        ("thumbnails", thumbnails, 0),
+        ("chunk_rows", chunk_rows, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if not 0.0 <= labelled_fraction <= 1.0:
         raise ValueError(f"labelled_fraction must be in [0, 1], got {labelled_fraction!r}")
 
 
-def make_catalogue(n=100_000, seed=0, path="catalogue.fits", thumbnails=2000,
-                   chunk_rows=500_000, labelled_fraction=0.02):
+def make_catalogue(
+    n=100_000,
+    seed=0,
+    path="catalogue.fits",
+    thumbnails=2000,
+    chunk_rows=500_000,
+    labelled_fraction=0.02,
+):
     """Write a synthetic star / galaxy / quasar catalogue as a FITS binary table.
 
     Rows are simulated in fixed blocks of 1024, each from its own random stream seeded by
@@ -473,19 +514,30 @@ def make_catalogue(n=100_000, seed=0, path="catalogue.fits", thumbnails=2000,
     thumb_digits = max(6, len(str(max(thumbnails - 1, 0))))
     thumb_dir = path.parent / f"{path.stem}_thumbnails"
     thumb_width = len(thumb_dir.name) + 1 + thumb_digits + 4
-    params = {"ARMGEN": ("armillary.datasets", "generator"),
-              "ARMVER": (GENERATOR_VERSION, "generator version"),
-              "ARMN": (n, "rows"), "ARMSEED": (seed, "random seed"),
-              "ARMTHUMB": (thumbnails, "rows with a thumbnail"),
-              "ARMLABF": (labelled_fraction, "fraction of rows with a known label")}
+    params = {
+        "ARMGEN": ("armillary.datasets", "generator"),
+        "ARMVER": (GENERATOR_VERSION, "generator version"),
+        "ARMN": (n, "rows"),
+        "ARMSEED": (seed, "random seed"),
+        "ARMTHUMB": (thumbnails, "rows with a thumbnail"),
+        "ARMLABF": (labelled_fraction, "fraction of rows with a known label"),
+    }
     primary, table, dtype = _headers(n, params, _id_width(row_digits), thumb_width)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as out:
             out.write(primary)
             out.write(table)
-            _write_rows(out, n, seed, labelled_fraction, dtype, row_digits, chunk_rows,
-                        (thumb_dir, thumbnails, thumb_digits))
+            _write_rows(
+                out,
+                n,
+                seed,
+                labelled_fraction,
+                dtype,
+                row_digits,
+                chunk_rows,
+                (thumb_dir, thumbnails, thumb_digits),
+            )
             out.write(b"\0" * (-out.tell() % 2880))
         os.replace(tmp, path)
     finally:
@@ -506,8 +558,9 @@ def _write_rows(out, n, seed, labelled_fraction, dtype, row_digits, chunk_rows, 
         names = np.zeros(rows.size, dtype=f"S{dtype['thumbnail'].itemsize}")
         if with_thumb.size:
             _write_thumbnails(thumb_dir, seed, start, sim, with_thumb, thumb_digits)
-            names[: with_thumb.size] = [f"{thumb_dir.name}/{r:0{thumb_digits}d}.png".encode()
-                                        for r in with_thumb]
+            names[: with_thumb.size] = [
+                f"{thumb_dir.name}/{r:0{thumb_digits}d}.png".encode() for r in with_thumb
+            ]
         rec = _pack(sim, rows, dtype, row_digits, names)
         while rec.size:
             take = min(rec.size, buffer.size - filled)

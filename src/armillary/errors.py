@@ -47,3 +47,27 @@ class StoreError(ArmillaryError):
 
 class InvalidEventError(StoreError, ValueError):
     """A label event with a bad kind, label, row id or session; nothing is written."""
+
+
+class UnknownClassEventError(InvalidEventError, UnknownClassError):
+    """A label event whose class is not one of the label store's classes."""
+
+
+class ReadOnlyStoreError(StoreError, PermissionError):
+    """A write to a label store opened read-only; nothing is written."""
+
+
+class CatalogueMismatchError(StoreError):
+    """A label store opened for another catalogue than the one it belongs to."""
+
+
+class LabelFileError(ArmillaryError):
+    """A file of labels to import or export is missing, malformed or of an unknown format."""
+
+
+class ArmillaryWarning(UserWarning):
+    """Base class of the warnings Armillary gives about the data it is handed."""
+
+
+class AllNaNFeatureWarning(ArmillaryWarning):
+    """A feature (a column or expression) holds no number at all: every value is NaN."""

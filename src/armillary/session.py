@@ -1,41 +1,53 @@
 """Session: a catalogue, a label store and a learner, tied into one labelling loop.
 
 The session is the public API. It answers :meth:`Session.next` from the current candidate
-queue at once; after each label a background thread refits the learner on every current
-label, rescores the whole pool in chunks with the compiled core, and replaces the queue.
-Each queue carries the model version that made it, and a queue is replaced whole, never
-mixed with an older one.
+queue at once; after each label a background trainer (:mod:`armillary.trainer`) refits
+on every current label, rescores the pool in chunks with the compiled core, and replaces
+the queue. Each queue carries the model version that made it, and a queue is replaced
+whole, never mixed with an older one. Rounds are evaluated on held-out catalogue labels
+(:mod:`armillary.evaluation`), never trained on.
 """
 
 from __future__ import annotations
 
-import getpass
-import hashlib
 import math
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import armillary_kernels
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 
+from armillary import strategies as st
+from armillary._setup import (
+    catalogue_identity,
+    check_classes,
+    check_columns,
+    check_features,
+    check_label_column,
+    default_annotator,
+    default_colours,
+    feature_report,
+)
 from armillary.catalogue import Catalogue, open_catalogue
-from armillary.errors import ArmillaryError, ColumnNotFoundError, UnknownClassError, UnknownIdError
-from armillary.learners import aligned_proba, make_learner
+from armillary.errors import UnknownIdError
+from armillary.evaluation import Evaluation
+from armillary.learners import Learner, learner_name
+from armillary.session_io import LabelsMixin
 from armillary.store import LabelStore
+from armillary.trainer import CHUNK_ROWS, Settings, Snapshot, Trainer
 
 #: Status codes of pool rows (the session's bookkeeping over the full catalogue).
-POOL, LABELLED, UNSURE, SKIPPED = 0, 1, 2, 3
-_KIND_STATUS = {"label": LABELLED, "unsure": UNSURE, "skip": SKIPPED}
-STRATEGIES = ("margin", "least-confidence")
-#: Rows scored per chunk when the pool is rescored (bounds memory: chunk x classes).
-CHUNK_ROWS = 262_144
+POOL, LABELLED, UNSURE, SKIPPED, HELD_OUT, NO_FEATURES, TEST = 0, 1, 2, 3, 4, 5, 6
+_KIND_STATUS = {
+    "label": LABELLED, "relabel": LABELLED, "bulk_label": LABELLED, "unsure": UNSURE,
+    "skip": SKIPPED, "test": TEST, "test_label": TEST,
+}  # fmt: skip
+MISSING = ("impute", "exclude")
 
 
 @dataclass(frozen=True)
@@ -50,45 +62,7 @@ class Candidate:
     images: dict[str, Path | None] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class _Queue:
-    """Ranked candidates from one model version; replaced whole, never edited."""
-
-    version: int
-    positions: np.ndarray
-    scores: np.ndarray
-    trained_on: int = 0
-
-
-def default_annotator() -> str:
-    """``JUPYTERHUB_USER`` when set (JupyterHub), else the operating-system user."""
-    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
-
-
-def _check_classes(classes: Sequence[str]) -> list[str]:
-    names = list(classes)
-    if len(names) < 2:
-        raise ArmillaryError(f"a session needs at least two classes, got {names!r}")
-    if any(not isinstance(c, str) or not c.strip() for c in names):
-        raise ArmillaryError(f"class names must be non-empty strings, got {names!r}")
-    if len(set(names)) != len(names):
-        raise ArmillaryError(f"class names must be unique, got {names!r}")
-    return names
-
-
-def _catalogue_identity(catalogue: Catalogue) -> str:
-    """A content identity for the store: row count, id column and ids at both ends.
-
-    Unlike the cache fingerprint it survives a copy or a ``touch`` of the source file.
-    """
-    n = len(catalogue)
-    ends = [*range(min(n, 1000)), *range(max(1000, n - 1000), n)]
-    ids = (catalogue.id_at(i) for i in ends)
-    digest = hashlib.sha1("\x1f".join(map(str, ids)).encode()).hexdigest()[:16]
-    return f"{catalogue.id_column}:{len(catalogue)}:{digest}"
-
-
-class Session:
+class Session(LabelsMixin):
     """Label a catalogue with a learner in the loop.
 
     Parameters
@@ -101,24 +75,41 @@ class Session:
         Columns or vaex expressions (``"g - j"``) the learner sees.
     label_column, label_map : optional
         The catalogue's own label column and a map from its codes to class names. These
-        labels are kept apart from human labels (provenance "catalogue"); they are not
-        trained on, so that later issues can validate against them.
+        labels are a separate provenance ("catalogue"): never trained on, they are split
+        (stratified) into a validation and a test set that score every round, and they
+        are the oracle of :meth:`simulate`.
     store : LabelStore, path or None
         Where labels go. ``None``: a file beside the catalogue's cache, so that labels
         survive a kernel restart and reopen with the session.
-    learner : str or scikit-learn classifier
-        A name from :data:`armillary.learners.LEARNERS` or an estimator (cloned).
-    strategy : str
-        ``"margin"`` or ``"least-confidence"``.
+    learner : str, scikit-learn classifier, or list of them
+        A name from :data:`armillary.learners.LEARNERS`, an estimator (cloned, never
+        fitted in place), or a list of them for a committee (query by committee).
+    strategy : str or callable
+        A name from :data:`armillary.strategies.NAMES` or a modAL-style function
+        ``(learner, X, n_instances=1) -> (indices, scores)``.
+    scheme : {"multiclass", "one-vs-rest"}
+    scale : {"robust", "standard", None}
+        Feature scaling, fitted on labelled rows only.
+    missing : {"impute", "exclude"}
+        Rows with a missing (NaN, inf) feature: impute the median of the labelled rows,
+        or keep them out of the pool. Either way :attr:`report` counts them.
     extra_columns, image_columns : sequences of str
         Columns shown with each candidate; image columns hold paths to image files,
         relative to the catalogue's folder or absolute.
     random_state : int
-        Seeds the learner, the cold-start order and the tie-breaking of equal scores.
+        Seeds learners, the cold-start order, samples and the tie-breaking of equal scores.
     annotator : str, optional
         Who labels; default ``JUPYTERHUB_USER`` or the OS user.
     queue_size : int
         How many ranked candidates each rescoring keeps.
+    pool_sample, full_every : int, optional
+        For huge catalogues: rescore a fresh random sample of ``pool_sample`` rows after
+        each label, and the full pool every ``full_every`` refits.
+    balance : bool
+        Class-balanced querying: interleave the most informative rows predicted as each
+        class, the class with fewest labels first (helps rare classes).
+    validation, test : float
+        Fractions of the catalogue-labelled rows held out for validation and test.
     """
 
     def __init__(
@@ -130,104 +121,73 @@ class Session:
         label_map: Mapping[Any, str] | None = None,
         store: LabelStore | str | os.PathLike | None = None,
         learner: Any = "random-forest",
-        strategy: str = "margin",
+        strategy: Any = "margin",
         extra_columns: Sequence[str] = (),
         image_columns: Sequence[str] = (),
         random_state: int = 0,
         annotator: str | None = None,
         queue_size: int = 256,
         colours: Sequence[str] | None = None,
+        *,
+        scheme: str = "multiclass",
+        scale: str | None = None,
+        missing: str = "impute",
+        pool_sample: int | None = None,
+        full_every: int = 20,
+        balance: bool = False,
+        validation: float = 0.2,
+        test: float = 0.2,
     ) -> None:
         if not isinstance(catalogue, Catalogue):
             catalogue = open_catalogue(catalogue)
         self.catalogue = catalogue
-        self.classes = _check_classes(classes)
-        self.colours = list(colours) if colours else _default_colours(len(self.classes))
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; valid names: {', '.join(STRATEGIES)}")
-        self.strategy = strategy
+        self.classes = check_classes(classes)
+        self.colours = list(colours) if colours else default_colours(len(self.classes))
         self.random_state = int(random_state)
         self.annotator = annotator or default_annotator()
         self.session_id = uuid.uuid4().hex
-        self.queue_size = int(queue_size)
-        self.features = self._check_features(features)
-        self.extra_columns = self._check_columns(extra_columns, "extra_columns")
-        self.image_columns = self._check_columns(image_columns, "image_columns")
-        self.label_column, self.label_map = self._check_label_column(label_column, label_map)
-        self._learner = make_learner(learner, self.random_state)
-        self._X = self._pool_matrix()
+        self.features = check_features(features)
+        self.extra_columns = check_columns(catalogue, extra_columns, "extra_columns")
+        self.image_columns = check_columns(catalogue, image_columns, "image_columns")
+        self.label_column, self.label_map = check_label_column(
+            catalogue, self.classes, label_column, label_map
+        )
+        self.learner = learner
+        Learner(learner, scheme=scheme, scale=scale, n_classes=len(self.classes)).check()
+        self.strategy = st.resolve_strategy(strategy, committee=isinstance(learner, list | tuple))
+        if missing not in MISSING:
+            raise ValueError(f"unknown missing={missing!r}; valid: {', '.join(MISSING)}")
+        self.missing = missing
+        self._X = self.catalogue.to_numpy(self.features, dtype=np.float32)
+        self.report = feature_report(catalogue, self.features, self._X, missing)
         self.store = self._open_store(store)
         self._lock = threading.RLock()
-        self._fit_lock = threading.Lock()
         self._status = np.zeros(len(catalogue), dtype=np.int8)
         self._label_of: dict[int, int] = {}
         self._labels_version = 0
-        self._model: Any = None
-        self._model_version = 0
-        self._queue = _Queue(0, np.empty(0, np.int64), np.empty(0))
-        self._cold = np.random.default_rng(self.random_state).permutation(len(catalogue))
-        self._listeners: list[Callable[[str], None]] = []
-        self._last_error = ""
+        self.evaluation = Evaluation(self, validation=validation, test=test)
+        self._mark_unavailable()
         self._load_state()
-        self._wake = threading.Event()
-        self._closed = threading.Event()
-        self._worker = threading.Thread(target=self._work, name="armillary-trainer", daemon=True)
-        self._worker.start()
-        self._wake.set()
+        settings = Settings(
+            learner=learner,
+            scheme=scheme,
+            scale=scale,
+            n_classes=len(self.classes),
+            strategy=self.strategy,
+            random_state=self.random_state,
+            queue_size=int(queue_size),
+            pool_sample=pool_sample,
+            full_every=int(full_every),
+            balance=bool(balance),
+        )
+        self.settings = settings
+        self._trainer = Trainer(self._X, settings, self, on_model=self.evaluation.on_model)
+        self._cold = np.random.default_rng(self.random_state).permutation(len(catalogue))
         self._pane: Any = None
         self._dock: Any = None
+        self._trainer.start()
 
     # ------------------------------------------------------------------ set-up
-    def _check_columns(self, columns: Iterable[str], what: str) -> list[str]:
-        names = list(columns)
-        known = set(self.catalogue.columns)
-        for name in names:
-            if name not in known:
-                raise ColumnNotFoundError(
-                    f"{what}: column {name!r} is not in {self.catalogue.source.name}; "
-                    f"available columns: {', '.join(self.catalogue.columns)}"
-                )
-        return names
-
-    def _check_features(self, features: Sequence[str]) -> list[str]:
-        names = list(features)
-        if not names:
-            raise ArmillaryError(
-                "a session needs features: pass features=[...] with columns or "
-                "expressions such as 'g - r'"
-            )
-        return names
-
-    def _check_label_column(
-        self, label_column: str | None, label_map: Mapping[Any, str] | None
-    ) -> tuple[str | None, dict[Any, str]]:
-        if label_column is None:
-            return None, {}
-        self._check_columns([label_column], "label_column")
-        mapping = dict(label_map or {})
-        for code, name in mapping.items():
-            if name not in self.classes:
-                raise UnknownClassError(
-                    f"label_map maps {code!r} to {name!r}, which is not one of the "
-                    f"classes {self.classes}"
-                )
-        return label_column, mapping
-
-    def _pool_matrix(self) -> np.ndarray:
-        """The feature matrix of the whole pool, float32, NaN/inf imputed by medians."""
-        X = self.catalogue.to_numpy(self.features, dtype=np.float32)
-        bad = ~np.isfinite(X)
-        if bad.any():
-            for j in np.flatnonzero(bad.any(axis=0)):
-                good = X[~bad[:, j], j]
-                if good.size == 0:
-                    raise ArmillaryError(
-                        f"feature {self.features[j]!r} has no finite value in "
-                        f"{self.catalogue.source.name}; drop it from features"
-                    )
-                X[bad[:, j], j] = np.median(good)
-        return X
-
     def _open_store(self, store: LabelStore | str | os.PathLike | None) -> LabelStore:
         if isinstance(store, LabelStore):
             return store
@@ -236,13 +196,20 @@ class Session:
             store = cache.parent / f"{self.catalogue.name}.labels.sqlite"
         return LabelStore(
             store,
-            catalogue_fingerprint=_catalogue_identity(self.catalogue),
+            catalogue_fingerprint=catalogue_identity(self.catalogue),
             id_column=self.catalogue.id_column,
         )
 
+    def _mark_unavailable(self) -> None:
+        """Held-out rows and (with ``missing="exclude"``) rows lacking features."""
+        self._unavailable = np.zeros(len(self.catalogue), dtype=np.int8)
+        self._unavailable[self.evaluation.held_out] = HELD_OUT
+        if self.missing == "exclude":
+            self._unavailable[~np.isfinite(self._X).all(axis=1)] = NO_FEATURES
+
     def _load_state(self) -> None:
         """Rebuild the pool masks from the store's current labels."""
-        self._status[:] = POOL
+        self._status[:] = self._unavailable
         self._label_of.clear()
         current = self.store.current()
         if current.empty:
@@ -252,8 +219,15 @@ class Session:
             self._set_row(int(pos), kind, label)
 
     def _set_row(self, pos: int, kind: str | None, label: str | None) -> None:
-        self._status[pos] = _KIND_STATUS.get(kind, POOL) if kind else POOL
-        if kind == "label" and label in self.classes:
+        if self._unavailable[pos] == HELD_OUT:  # validation and test are never trained on
+            self._status[pos] = HELD_OUT
+            self._label_of.pop(pos, None)
+            return
+        if kind in _KIND_STATUS:
+            self._status[pos] = _KIND_STATUS[kind]
+        else:
+            self._status[pos] = self._unavailable[pos]
+        if _KIND_STATUS.get(kind) == LABELLED and label in self.classes:
             self._label_of[pos] = self.classes.index(label)
         else:
             self._label_of.pop(pos, None)
@@ -265,7 +239,12 @@ class Session:
     @property
     def model_version(self) -> int:
         """Version of the model behind the current queue (0: no model yet)."""
-        return self._queue.version
+        return self._trainer.queue.version
+
+    @property
+    def model(self) -> Learner | None:
+        """The latest fitted :class:`~armillary.learners.Learner` (``None`` before one)."""
+        return self._trainer.model
 
     @property
     def labels(self) -> pd.DataFrame:
@@ -274,28 +253,40 @@ class Session:
         return df.drop(columns=["kind"], errors="ignore").reset_index(drop=True)
 
     @property
+    def metrics(self) -> pd.DataFrame:
+        """The learning curve: one row per round (and split), see :mod:`armillary.metrics`."""
+        return self.evaluation.frame
+
+    @property
     def counts(self) -> dict[str, int]:
-        """How many rows are labelled, unsure, skipped, and in the catalogue."""
+        """How many rows are labelled, unsure, skipped, held out, and in the catalogue."""
         with self._lock:
-            counts = np.bincount(self._status, minlength=4)
+            counts = np.bincount(self._status, minlength=7)
         return {
             "labelled": int(counts[LABELLED]),
             "unsure": int(counts[UNSURE]),
             "skipped": int(counts[SKIPPED]),
+            "held_out": int(counts[HELD_OUT]),
+            "test": int(counts[TEST]),
             "pool": len(self.catalogue),
         }
 
+    def catalogue_codes(self) -> np.ndarray:
+        """The catalogue's own labels as class codes (-1 where unknown or unmapped)."""
+        if self.label_column is None:
+            return np.full(len(self.catalogue), -1, dtype=np.int64)
+        raw = pd.Series(self.catalogue.column(self.label_column))
+        lookup = {code: self.classes.index(name) for code, name in self.label_map.items()}
+        return raw.map(lookup).fillna(-1).to_numpy(dtype=np.int64)
+
     def catalogue_labels(self) -> pd.DataFrame:
         """The catalogue's own labels (provenance "catalogue"), mapped to class names."""
-        if self.label_column is None:
-            return pd.DataFrame({"id": [], "label": []})
-        codes = self.catalogue.column(self.label_column)
-        names = pd.Series(codes).map(self.label_map)
-        keep = names.notna().to_numpy()
+        codes = self.catalogue_codes()
+        keep = np.flatnonzero(codes >= 0)
         return pd.DataFrame(
             {
-                "id": self.catalogue.ids[keep],
-                "label": names[keep].to_numpy(),
+                "id": [self.catalogue.id_at(int(p)) for p in keep],
+                "label": [self.classes[c] for c in codes[keep]],
                 "provenance": "catalogue",
             }
         )
@@ -307,15 +298,15 @@ class Session:
         skipped.
         """
         with self._lock:
-            queue = self._queue
+            queue = self._trainer.queue
             for pos, score in zip(queue.positions, queue.scores, strict=True):
                 if self._status[pos] == POOL:
-                    return self.candidate(int(pos), float(score), queue.version)
+                    return self.candidate(int(pos), _score(score), queue.version)
             pos = self._next_cold()
         return None if pos is None else self.candidate(pos, None, queue.version)
 
     def _next_cold(self) -> int | None:
-        """The next pool row in the seeded random order (no model, or queue used up)."""
+        """The next pool row in the seeded random order (queue used up or not built)."""
         for pos in self._cold:
             if self._status[pos] == POOL:
                 return int(pos)
@@ -346,31 +337,49 @@ class Session:
         path = Path(text)
         return path if path.is_absolute() else Path(self.catalogue.source).parent / path
 
-    def query(self, k: int = 10) -> list[Any]:
-        """Ids of the top-``k`` pool rows of the current ranking (best first)."""
-        if k < 1:
+    def query(self, k: int = 10, *, diverse: bool = False) -> list[Any]:
+        """Ids of the top-``k`` pool rows of the current ranking (best first).
+
+        With ``diverse=True`` the ``k`` rows are picked for information *and* variety
+        (uncertainty within clusters over the top of the ranking), which serves batches
+        better than the top ``k`` of one score.
+        """
+        if not isinstance(k, int | np.integer) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
+        want = max(k * 10, k) if diverse else k
+        positions, scores = self._ranked(want)
+        if diverse and len(positions) > k and self.model is not None:
+            feats = self.model.transform(self._X[positions])
+            clean = st.batch_scores(self.strategy, scores)
+            pick = st.diverse_batch(feats, clean, k, random_state=self.random_state)
+            positions = positions[pick]
+        return [self.catalogue.id_at(int(p)) for p in positions[:k]]
+
+    def _ranked(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """At least ``k`` pool rows in ranking order, rescoring when the queue is short."""
         with self._lock:
-            queue, model = self._queue, self._model
-            picks = [int(p) for p in queue.positions if self._status[p] == POOL][:k]
-        if len(picks) < k and model is not None:
-            exclude = self._status != POOL
-            positions, _ = self._rank(model, k, exclude, supersede=None)
-            picks = [int(p) for p in positions]
-        elif len(picks) < k:
-            taken = set(picks)
-            cold = self._cold[self._status[self._cold] == POOL]
-            picks += [int(p) for p in cold if int(p) not in taken][: k - len(picks)]
-        return [self.catalogue.id_at(p) for p in picks]
+            queue, model = self._trainer.queue, self._trainer.model
+            ok = self._status[queue.positions] == POOL
+            positions, scores = queue.positions[ok], queue.scores[ok]
+            snap = self.snapshot()
+        as_set = callable(self.strategy) and model is not None and queue.kind == "model"
+        if len(positions) >= k and not as_set:
+            return positions[:k], scores[:k]
+        if model is not None:  # a callable ranks a set: ask it for exactly k (modAL's way)
+            ranked = self._trainer.rank(model, k, snap)
+            if ranked is not None:
+                return ranked
+        taken = set(positions.tolist())
+        cold = self._cold[self._status[self._cold] == POOL]
+        extra = np.array([p for p in cold[: k + len(taken)] if p not in taken], dtype=np.int64)
+        positions = np.concatenate([positions, extra])[:k]
+        return positions, np.concatenate([scores, np.full(len(extra), np.nan)])[:k]
 
     # ------------------------------------------------------------------ acting
     def label(self, id: Any, cls: str, *, note: str | None = None) -> Any:
         """Label row ``id`` as class ``cls``; committed to the store before returning."""
-        if cls not in self.classes:
-            raise UnknownClassError(
-                f"unknown class {cls!r}; this session's classes are {', '.join(self.classes)}"
-            )
-        return self._act("label", id, cls, note=note)
+        self._check_class(cls)
+        return self._act("test_label" if self.test_mode else "label", id, cls, note=note)
 
     def unsure(self, id: Any, *, note: str | None = None) -> Any:
         """Mark row ``id`` as unsure: kept out of training and out of the queue."""
@@ -383,20 +392,22 @@ class Session:
     def _act(self, kind: str, id: Any, cls: str | None, *, note: str | None) -> Any:
         pos = self._position(id)
         with self._lock:
-            score = self._score_of(pos)
+            queue = self._trainer.queue
+            hits = np.flatnonzero(queue.positions == pos)
+            score = _score(queue.scores[hits[0]]) if hits.size else None
             event = self.store.append(
                 kind,
                 self.catalogue.id_at(pos),
                 cls,
                 annotator=self.annotator,
                 session_id=self.session_id,
-                model_version=self._queue.version or None,
+                model_version=queue.version or None,
                 score=score,
                 note=note,
             )
             self._set_row(pos, kind, cls)
             self._labels_version += 1
-        self._wake.set()
+        self._trainer.wake()
         return event
 
     def _position(self, id: Any) -> int:
@@ -410,10 +421,6 @@ class Session:
                 f"(id column {self.catalogue.id_column!r})"
             ) from err
 
-    def _score_of(self, pos: int) -> float | None:
-        hits = np.flatnonzero(self._queue.positions == pos)
-        return float(self._queue.scores[hits[0]]) if hits.size else None
-
     def undo(self) -> Any:
         """Reverse this annotator's last act in this session; returns the reversed event.
 
@@ -424,129 +431,108 @@ class Session:
             event = self.store.undo(annotator=self.annotator, session_id=self.session_id)
             if event is None:
                 return None
+            if event.kind == "bulk_label":  # one act over many rows
+                self._load_state()
+                self._labels_version += 1
+                self._trainer.wake()
+                return event
             pos = self._position(event.row_id)
-            history = self.store.current()
-            row = history[history["id"].astype(str) == str(event.row_id)]
+            current = self.store.current(columns=["id", "kind", "label", "event_id", "event_kind"])
+            row = current[current["id"].astype(str) == str(event.row_id)]
             if row.empty:
                 self._set_row(pos, None, None)
             else:
                 self._set_row(pos, row["kind"].iloc[-1], row["label"].iloc[-1])
             self._labels_version += 1
-        self._wake.set()
+        self._trainer.wake()
         return event
 
     # ------------------------------------------------------------------ learning
-    def training_data(self) -> tuple[np.ndarray, np.ndarray]:
-        """Positions and class codes of every current human label."""
+    def snapshot(self) -> Snapshot:
+        """The labels and pool mask at this moment (what the trainer fits on)."""
         with self._lock:
             items = sorted(self._label_of.items())
-        positions = np.array([p for p, _ in items], dtype=np.int64)
-        codes = np.array([c for _, c in items], dtype=np.int64)
-        return positions, codes
+            return Snapshot(
+                labels_version=self._labels_version,
+                positions=np.array([p for p, _ in items], dtype=np.int64),
+                codes=np.array([c for _, c in items], dtype=np.int64),
+                exclude=self._status != POOL,
+            )
+
+    def labels_version(self) -> int:
+        return self._labels_version
+
+    def training_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """Positions and class codes of every current human label."""
+        snap = self.snapshot()
+        return snap.positions, snap.codes
 
     def refresh(self) -> int:
-        """Refit and rescore now, blocking; returns the new model version (0: no model).
+        """Refit and rescore now, blocking; returns the model version (0: no model yet).
 
-        A model needs labels of at least two classes; until then the queue follows a
-        seeded random order of the pool.
+        A model needs labels of at least two classes; until then the queue is a
+        cold-start order (a diverse seed set, or a search for other classes).
         """
-        return self._fit_and_rank(supersede=None)
-
-    def _fit_and_rank(self, supersede: int | None) -> int:
-        with self._fit_lock:
-            with self._lock:
-                seen = self._labels_version
-                positions, codes = self.training_data()
-                exclude = self._status != POOL
-            if np.unique(codes).size < 2:
-                return self._queue.version
-            model = clone(self._learner).fit(self._X[positions], codes)
-            ranked = self._rank(
-                model, self.queue_size, exclude, supersede=seen if supersede else None
-            )
-            if ranked is None:
-                return self._queue.version
-            with self._lock:
-                self._model_version += 1
-                self._model = model
-                self._queue = _Queue(self._model_version, ranked[0], ranked[1], len(codes))
-        self._notify("model")
-        return self._model_version
-
-    def _rank(
-        self, model: Any, k: int, exclude: np.ndarray, supersede: int | None
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """Score the pool chunk by chunk and keep the top ``k``; ``None`` if superseded."""
-        parts = []
-        n = len(self._X)
-        for start in range(0, n, CHUNK_ROWS):
-            if supersede is not None and self._labels_version != supersede:
-                return None
-            stop = min(start + CHUNK_ROWS, n)
-            proba = aligned_proba(model, self._X[start:stop], len(self.classes))
-            parts.append(
-                armillary_kernels.top_k(
-                    proba,
-                    k,
-                    method=self.strategy,
-                    exclude=np.ascontiguousarray(exclude[start:stop]),
-                    random_state=self.random_state,
-                    offset=start,
-                )
-            )
-        return armillary_kernels.merge_top_k(parts, k, random_state=self.random_state)
-
-    def _work(self) -> None:
-        """Background trainer: refit and rescore whenever labels change."""
-        while not self._closed.is_set():
-            self._wake.wait()
-            if self._closed.is_set():
-                return
-            self._wake.clear()
-            try:
-                self._fit_and_rank(supersede=1)
-            except Exception as err:  # keep the trainer alive; report in the pane
-                self._last_error = f"training failed: {type(err).__name__}: {err}"
-                self._notify("error")
+        return self._trainer.run()
 
     def status_text(self) -> str:
         """One line about the model, for people."""
-        queue = self._queue
-        if queue.version == 0:
-            return "No model yet: candidates come in a random order until two classes have labels."
-        return (
-            f"Model v{queue.version} ({self._learner_name()}) trained on "
-            f"{queue.trained_on} labels; ranking by {self.strategy}."
+        queue = self._trainer.queue
+        mode = "Test-set mode: labels go to the curated test set. " if self.test_mode else ""
+        if queue.kind != "model":
+            what = {
+                "seed": "a diverse seed set (k-means++ over the pool)",
+                "explore": "sources far from those labelled, to find other classes",
+            }.get(queue.kind, "a random order")
+            return f"{mode}No model yet (needs labels of two classes): showing {what}."
+        line = mode + (
+            f"Model v{queue.version} ({learner_name(self.learner)}) trained on "
+            f"{queue.trained_on} labels; ranking by {st.strategy_name(self.strategy)}."
         )
+        advice = self.evaluation.latest_advice()
+        return f"{line} {advice}" if advice else line
 
-    def _learner_name(self) -> str:
-        return type(self._learner).__name__
+    @property
+    def _last_error(self) -> str:
+        return self._trainer.last_error
 
     def on_change(self, callback: Callable[[str], None]) -> None:
-        """Call ``callback(event)`` when a new model lands (``"model"``) or fails."""
-        self._listeners.append(callback)
-
-    def _notify(self, event: str) -> None:
-        for callback in list(self._listeners):
-            try:
-                callback(event)
-            except Exception:  # a broken view must not stop the trainer
-                continue
+        """Call ``callback(event)`` when a new model (``"model"``) or queue lands, or fails."""
+        self._trainer.on_change(callback)
 
     def wait_for_model(self, version: int = 1, timeout: float = 60.0) -> bool:
         """Block until the model version reaches ``version`` (for scripts and tests)."""
         done = threading.Event()
 
         def check(_event: str) -> None:
-            if self._queue.version >= version:
+            if self._trainer.queue.version >= version:
                 done.set()
 
-        self.on_change(check)
+        self._trainer.on_change(check)
         try:
             check("")
             return done.wait(timeout)
         finally:
-            self._listeners.remove(check)
+            self._trainer.remove_listener(check)
+
+    def suspects(self, cv: int = 5) -> pd.DataFrame:
+        """Labelled rows ranked by how strongly cross-validated models disagree with them."""
+        return self.evaluation.suspects(cv=cv)
+
+    def simulate(self, oracle: Any = "labels", budget: int = 200, **kwargs: Any) -> pd.DataFrame:
+        """Run the loop with known labels as the oracle; see :func:`armillary.simulate.simulate`."""
+        from armillary.simulate import simulate_session
+
+        return simulate_session(self, oracle=oracle, budget=budget, **kwargs)
+
+    def save_model(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Save the current model with skops (a safe format) and a manifest.
+
+        Load it with :func:`armillary.model_io.load_model`, which never unpickles; tree
+        models need ``trusted=armillary.model_io.TREE_TYPES`` (skops does not trust tree
+        internals by default).
+        """
+        return self.evaluation.save_model(path, overwrite=overwrite)
 
     # ------------------------------------------------------------------ views
     def pane(self) -> Any:
@@ -576,9 +562,7 @@ class Session:
 
     def close(self) -> None:
         """Stop the background trainer and close the store."""
-        self._closed.set()
-        self._wake.set()
-        self._worker.join(timeout=30)
+        self._trainer.close()
         self.store.close()
 
     def __enter__(self) -> Session:
@@ -595,10 +579,8 @@ class Session:
         )
 
 
-def _default_colours(n: int) -> list[str]:
-    """Distinct colours for class buttons (AstronomicAL's example used the first three)."""
-    palette = [
-        "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-        "#e377c2", "#17becf", "#bcbd22", "#1f77b4", "#7f7f7f",
-    ]  # fmt: skip
-    return [palette[i % len(palette)] for i in range(n)]
+def _score(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+__all__ = ["CHUNK_ROWS", "Candidate", "Session", "default_annotator"]

@@ -1,97 +1,83 @@
 """The label store: an append-only log of labelling events in one SQLite file.
 
-Every act of an annotator (a label, "unsure", a skip, an undo) is one row of the
-``events`` table. Rows are only ever inserted, never updated or deleted (triggers in
-the database refuse both), so the full history is always there. The labels in force
-now are a view of that log: for each catalogue row, its latest act that has not been
-undone (see :meth:`LabelStore.current`).
+Every act of an annotator is one or more rows of the ``events`` table: a label, a relabel
+(a label of a row that has one; :meth:`LabelStore.append` records it so by itself),
+unsure, skip, a note, a test-set label, and a bulk label of many rows under one selection
+id. Undo and redo are events too. Rows are only ever inserted, never updated or deleted
+(triggers refuse both), so the whole history is always there
+(:meth:`LabelStore.history`). The labels in force are a view of the log: for each row, its
+latest state-setting act that is not undone (:meth:`LabelStore.current`), separately for
+human labels and for labels taken from the catalogue itself (provenance ``"catalogue"``).
 
-The store is the single source of truth for labels. A label is acknowledged to the
-user only after :meth:`LabelStore.append` returns, and by then it is committed and
-synced to disk.
+A label is acknowledged only after :meth:`LabelStore.append` returns, and by then it is
+committed and synced to disk (WAL, ``synchronous=FULL``).
+
+Another backend
+---------------
+The interface is small on purpose, so that a PostgreSQL store for teams on JupyterHub can
+follow without touching callers: the constructor, ``append``, ``append_many``, ``undo``,
+``redo``, ``current``, ``labels``, ``test_set``, ``events``, ``history``, ``snapshot``,
+``state_version``, ``meta`` and ``close``. What such a backend must keep: event ids that
+grow in commit order (here SQLite's single writer gives that; in PostgreSQL take
+``LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE`` in each write transaction, or readers
+that page through ids could skip a late commit), the append-only rule (a trigger, or
+``REVOKE UPDATE, DELETE``), and the views in :mod:`armillary._store_schema`, whose SQL
+carries over with ``DISTINCT ON`` in place of SQLite's bare-column ``MAX``. Field checks
+live in :mod:`armillary._store_values` and need no SQL.
 """
 
 from __future__ import annotations
 
-import getpass
+import json
 import os
-import sqlite3
-import threading
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from numbers import Integral, Real
-from pathlib import Path
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from armillary.errors import InvalidEventError, StoreError
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from types import TracebackType
-
-__all__ = ["ACTS", "KINDS", "SCHEMA_VERSION", "Event", "LabelStore"]
-
-#: Version of the on-disk layout this module reads and writes.
-SCHEMA_VERSION = 1
-#: Kinds of event that set a row's state; ``undo`` reverses one of them.
-ACTS = ("label", "unsure", "skip")
-#: Every kind of event in the log.
-KINDS = (*ACTS, "undo")
-
-_EVENT_COLUMNS = ("event_id", "row_id", "row_id_type", "kind", "label", "annotator", "time",
-                  "session_id", "model_version", "score", "note", "target_event")
-_CURRENT_COLUMNS = ["id", "kind", "label", "annotator", "time", "session_id", "model_version",
-                    "score", "note", "event_id"]
-_EVENTS_FRAME_COLUMNS = [*_CURRENT_COLUMNS, "target_event"]
-
-_APPEND_ONLY = "BEGIN SELECT RAISE(ABORT, 'armillary label events are append-only'); END"
-# One statement per item: sqlite3 runs one at a time (executescript would commit).
-_SCHEMA = (
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
-    """CREATE TABLE events (
-        event_id      INTEGER PRIMARY KEY AUTOINCREMENT,
-        row_id        TEXT NOT NULL,
-        row_id_type   TEXT NOT NULL CHECK (row_id_type IN ('int', 'str')),
-        kind          TEXT NOT NULL CHECK (kind IN ('label', 'unsure', 'skip', 'undo')),
-        label         TEXT CHECK ((kind = 'label') = (label IS NOT NULL)),
-        annotator     TEXT NOT NULL,
-        time          TEXT NOT NULL,
-        session_id    TEXT NOT NULL,
-        model_version INTEGER,
-        score         REAL,
-        note          TEXT,
-        target_event  INTEGER REFERENCES events (event_id)
-                      CHECK ((kind = 'undo') = (target_event IS NOT NULL))
-    )""",
-    # Covers the GROUP BY of current(): about 1.6 times faster than (row_id, event_id).
-    "CREATE INDEX events_row ON events (row_id, kind, event_id)",
-    "CREATE INDEX events_target ON events (target_event) WHERE target_event IS NOT NULL",
-    "CREATE INDEX events_actor ON events (session_id, annotator, event_id)",
-    f"CREATE TRIGGER events_no_update BEFORE UPDATE ON events {_APPEND_ONLY}",
-    f"CREATE TRIGGER events_no_delete BEFORE DELETE ON events {_APPEND_ONLY}",
+from armillary import _store_schema as schema
+from armillary._store_digest import LogDigest
+from armillary._store_file import SQLiteFile
+from armillary._store_schema import ACTS, KINDS, SCHEMA_VERSION, STATE_OF
+from armillary._store_values import (
+    CURRENT_COLUMNS,
+    EVENTS_COLUMNS,
+    check_kind,
+    check_label,
+    check_labels,
+    check_name,
+    default_annotator,
+    fold,
+    frame,
+    id_text,
+    ids_text,
+    now,
+    provenance_values,
+)
+from armillary.errors import (
+    InvalidEventError,
 )
 
-# Acts that no 'undo' event targets.
-_LIVE_ACTS = """
-    SELECT * FROM events AS e
-    WHERE e.kind != 'undo'
-      AND NOT EXISTS (SELECT 1 FROM events AS u WHERE u.target_event = e.event_id)
-"""
-# For each row, its latest live act. (An IN list over the primary key is about twice
-# as fast here as a CTE joined on event_id.)
-_CURRENT_SQL = f"""
-    SELECT {", ".join(_EVENT_COLUMNS)} FROM events WHERE event_id IN (
-        SELECT MAX(e.event_id) FROM ({_LIVE_ACTS}) AS e GROUP BY e.row_id
-    ) ORDER BY event_id
-"""
-_LAST_ACT_SQL = f"""
-    {_LIVE_ACTS} AND e.session_id = ? AND e.annotator = ?
-    ORDER BY e.event_id DESC LIMIT 1
-"""
+if TYPE_CHECKING:
+    pass
+
+__all__ = [
+    "ACTS",
+    "KINDS",
+    "SCHEMA_VERSION",
+    "STATE_OF",
+    "Event",
+    "LabelStore",
+    "default_annotator",
+]
+
+_INSERT = (
+    f"INSERT INTO events ({', '.join(schema.EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(schema.EVENT_COLUMNS))})"
+)
 
 
 @dataclass(frozen=True)
@@ -101,22 +87,30 @@ class Event:
     Attributes
     ----------
     event_id : int
-        Position in the log, from 1, increasing.
+        Position in the log, from 1, increasing in commit order.
     row_id : int or str
         The catalogue row id, with the type it was given in.
     kind : str
-        One of ``'label'``, ``'unsure'``, ``'skip'``, ``'undo'``.
+        One of :data:`KINDS`.
     label : str or None
-        The class name for a ``'label'`` event, else None.
+        The class name of a label event, else None.
     annotator, session_id : str
         Who acted, and in which session.
     time : datetime.datetime
         When, in UTC (timezone-aware).
     model_version, score, note : int, float, str or None
         The model that proposed the row, the query strategy's score of the row then,
-        and free text from the annotator; None when not given.
+        and free text from the annotator.
     target_event : int or None
-        For ``'undo'``: the ``event_id`` of the event it reverses.
+        For an undo or redo: the event it reverses or restores.
+    act_id : int or None
+        The first event of the act this event belongs to (itself for one-row acts).
+    provenance : str
+        ``"human"`` or ``"catalogue"``.
+    round, strategy, confidence, selection_id, source : optional
+        The active-learning round, the query strategy, the annotator's confidence
+        (0 to 1), the selection a bulk label labelled, and the file or column an
+        imported event came from.
     """
 
     event_id: int
@@ -130,35 +124,25 @@ class Event:
     score: float | None = None
     note: str | None = None
     target_event: int | None = None
+    act_id: int | None = None
+    provenance: str = "human"
+    round: int | None = None
+    strategy: str | None = None
+    confidence: float | None = None
+    selection_id: str | None = None
+    source: str | None = None
 
     @classmethod
-    def _from_row(cls, row: tuple) -> Event:
-        """Build an event from a row selected in ``_EVENT_COLUMNS`` order."""
-        values = dict(zip(_EVENT_COLUMNS, row, strict=True))
+    def _from_row(cls, row: Sequence) -> Event:
+        """Build an event from a row in ``EVENT_COLUMNS`` order."""
+        values = dict(zip(schema.EVENT_COLUMNS, row, strict=True))
         if values.pop("row_id_type") == "int":
             values["row_id"] = int(values["row_id"])
         values["time"] = datetime.fromisoformat(values["time"])
         return cls(**values)
 
 
-def default_annotator() -> str:
-    """Return the annotator name used when none is given.
-
-    Returns
-    -------
-    str
-        ``$JUPYTERHUB_USER`` when set (in JupyterHub containers the login name is
-        often ``jovyan`` for everyone), else the login name from :func:`getpass.getuser`.
-    """
-    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
-
-
-def _now() -> str:
-    """Return the current UTC time as ISO-8601 with microseconds and ``+00:00``."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-class LabelStore:
+class LabelStore(SQLiteFile):
     """Append-only log of label events in one SQLite file.
 
     Parameters
@@ -168,179 +152,58 @@ class LabelStore:
         ``":memory:"`` gives a private in-memory store, handy in tests.
     catalogue_fingerprint : str, optional
         Identifies the catalogue the labels belong to. A store created for one
-        catalogue refuses to open for another. A store that has none yet takes
-        this one.
+        catalogue refuses to open for another. A store that has none yet takes this one.
     id_column : str, optional
-        Name of the catalogue's id column, recorded the same way.
-
-    Attributes
-    ----------
-    path : pathlib.Path or str
-        The file, or ``":memory:"``.
+        Name of the catalogue's id column, recorded and checked the same way.
+    match_by_id : bool
+        Open the store for a catalogue with another fingerprint (a new data release,
+        a copy with more columns), matching labels to rows by id. The id column must
+        still be the same. The store keeps its first fingerprint.
+    readonly : bool
+        Open for reading only. A file without write permission bits (``chmod a-w``) is
+        opened read-only even when asked otherwise; writes then raise
+        :class:`~armillary.errors.ReadOnlyStoreError`.
+    classes : sequence of str, optional
+        When given, every label must be one of these class names.
 
     Raises
     ------
     StoreError
-        If the file is not an Armillary label store, was written by a newer
-        Armillary, or belongs to another catalogue. Nothing is written then.
+        If the file is not an Armillary label store, was written by a newer Armillary,
+        or belongs to another catalogue (:class:`~armillary.errors.CatalogueMismatchError`).
+        Nothing is written then.
 
     Notes
     -----
-    One connection is shared by every thread (the kernel thread writes, background
-    workers read); a lock serialises all use of it.
+    A version-1 store (the walking skeleton's) is upgraded on open, in one transaction;
+    opened read-only, it is upgraded in a private in-memory copy instead. One connection
+    is shared by every thread; a lock serialises all use of it.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *,
-                 catalogue_fingerprint: str | None = None, id_column: str | None = None,
-                 ) -> None:
-        memory = os.fspath(path) == ":memory:"
-        self.path: Path | str = ":memory:" if memory else Path(path)
-        self._lock = threading.RLock()
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        catalogue_fingerprint: str | None = None,
+        id_column: str | None = None,
+        match_by_id: bool = False,
+        readonly: bool = False,
+        classes: Collection[str] | None = None,
+    ) -> None:
+        self.classes = (
+            None if classes is None else tuple(check_name("class name", c) for c in classes)
+        )
         self._id_type: str | None = None
-        self._current: tuple[int, pd.DataFrame] | None = None
-        self._conn = self._connect()
-        try:
-            self._open(catalogue_fingerprint, id_column, memory=memory)
-        except BaseException as exc:
-            self._conn.close()
-            if isinstance(exc, sqlite3.Error):
-                msg = f"cannot open label store {self.path}: {exc}"
-                raise StoreError(msg) from exc
-            raise
-
-    # -- opening ---------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        """Open the SQLite connection (no reads or writes yet)."""
-        try:
-            # isolation_level=None: no implicit transactions; we BEGIN/COMMIT ourselves.
-            return sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                   timeout=30.0)
-        except sqlite3.Error as exc:
-            msg = (f"cannot open label store {self.path}: {exc}; check that its folder "
-                   "exists and is writable")
-            raise StoreError(msg) from exc
-
-    def _open(self, fingerprint: str | None, id_column: str | None, *,
-              memory: bool) -> None:
-        """Check an existing store, or create a new one, then set durability."""
-        tables = self._tables()
-        if tables and not {"meta", "events"} <= tables:
-            msg = (f"{self.path} is not an Armillary label store (it is an SQLite "
-                   f"database with tables {sorted(tables)}); pass another store path")
-            raise StoreError(msg)
-        blanks = self._check_meta(fingerprint, id_column) if tables else []
-        if not memory:
-            # WAL: readers do not block the writer, and a commit is one append.
-            self._conn.execute("PRAGMA journal_mode=WAL")
-        # synchronous=FULL: every commit is fsynced before it returns, so a label that
-        # was acknowledged to the user survives a power cut, not only a crash of the
-        # process (in WAL mode, NORMAL could lose the last commits on power loss).
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        if not tables:
-            self._create(fingerprint, id_column)
-        elif blanks:  # a store without a catalogue yet takes this one's
-            with self._transaction():
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO meta (value, key) VALUES (?, ?)", blanks)
-
-    def _tables(self) -> set[str]:
-        """Return the names of the tables in the file, refusing non-SQLite files."""
-        try:
-            rows = self._conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        except sqlite3.DatabaseError as exc:
-            msg = (f"{self.path} is not an Armillary label store (not an SQLite "
-                   f"database: {exc}); pass another store path")
-            raise StoreError(msg) from exc
-        return {name for (name,) in rows} - {"sqlite_sequence"}
-
-    def _create(self, fingerprint: str | None, id_column: str | None) -> None:
-        """Create the tables and the meta rows in one transaction."""
-        with self._transaction():
-            if self._tables():  # another process created it meanwhile
-                return
-            for statement in _SCHEMA:
-                self._conn.execute(statement)
-            self._conn.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [("schema_version", str(SCHEMA_VERSION)), ("created", _now()),
-                 ("catalogue_fingerprint", fingerprint), ("id_column", id_column)],
-            )
-
-    def _check_meta(self, fingerprint: str | None,
-                    id_column: str | None) -> list[tuple[str, str]]:
-        """Refuse stores from a newer Armillary or another catalogue.
-
-        Returns
-        -------
-        list of (value, key)
-            The given meta values that the store lacks.
-        """
-        meta = self.meta
-        try:
-            version = int(meta.get("schema_version") or "")
-        except ValueError:
-            msg = (f"{self.path} is not an Armillary label store (its schema_version "
-                   f"is {meta.get('schema_version')!r}); pass another store path")
-            raise StoreError(msg) from None
-        if version > SCHEMA_VERSION:
-            msg = (f"label store {self.path} has schema version {version}, newer than "
-                   f"this Armillary reads ({SCHEMA_VERSION}); upgrade Armillary "
-                   "(pip install -U armillary) to open it")
-            raise StoreError(msg)
-        given = {"catalogue_fingerprint": fingerprint, "id_column": id_column}
-        for key, value in given.items():
-            stored = meta.get(key)
-            if value is not None and stored is not None and value != stored:
-                msg = (f"label store {self.path} belongs to a catalogue with {key} "
-                       f"{stored!r}, not {value!r}; pass another store path for "
-                       "this catalogue")
-                raise StoreError(msg)
-        return [(v, k) for k, v in given.items() if v is not None and meta.get(k) is None]
-
-    # -- plumbing --------------------------------------------------------------
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """Hold the lock and one write transaction; SQLite failures become StoreError."""
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield
-                except BaseException:
-                    if self._conn.in_transaction:  # SQLite may have rolled back itself
-                        self._conn.execute("ROLLBACK")
-                    raise
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                msg = (f"cannot write label store {self.path}: {exc}; nothing was saved. "
-                       "Check that the disk has space and the file is writable")
-                raise StoreError(msg) from exc
-
-    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Run a read under the lock and return all rows."""
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
-
-    @property
-    def meta(self) -> dict[str, str | None]:
-        """The store's metadata: schema_version, created, catalogue_fingerprint, id_column."""
-        return dict(self._query("SELECT key, value FROM meta"))
-
-    @property
-    def n_events(self) -> int:
-        """Number of events in the log; it changes exactly when the log does."""
-        return self._query("SELECT COUNT(*) FROM events")[0][0]
-
-    @property
-    def state_version(self) -> int:
-        """A number that changes whenever the log changes (now the same as n_events)."""
-        return self.n_events
+        self._digests: dict[str, LogDigest] = {}
+        self._frames: dict[str, tuple[int, pd.DataFrame]] = {}
+        self._lean: dict[str, tuple[int, pd.DataFrame]] = {}
+        super().__init__(
+            path,
+            catalogue_fingerprint=catalogue_fingerprint,
+            id_column=id_column,
+            match_by_id=match_by_id,
+            readonly=readonly,
+        )
 
     # -- writing ---------------------------------------------------------------
 
@@ -355,249 +218,459 @@ class LabelStore:
         model_version: int | None = None,
         score: float | None = None,
         note: str | None = None,
+        round: int | None = None,
+        strategy: str | None = None,
+        confidence: float | None = None,
+        selection_id: str | None = None,
+        provenance: str = "human",
+        source: str | None = None,
     ) -> Event:
-        """Append one act to the log and commit it to disk.
+        """Append one act on one row to the log and commit it to disk.
 
         Parameters
         ----------
-        kind : {'label', 'unsure', 'skip'}
-            What the annotator did. Undo through :meth:`undo`.
+        kind : str
+            One of :data:`ACTS`: ``'label'``, ``'unsure'``, ``'skip'``, ``'note'``
+            (free text about the row, its state unchanged), ``'test_label'`` (a label
+            made in test-set mode: kept out of training and of the pool),
+            ``'bulk_label'`` (prefer :meth:`append_many`) or ``'relabel'``. A
+            ``'label'`` of a row whose state is a label is recorded as ``'relabel'``.
         row_id : int or str
             Catalogue row id. A store holds ids of one type: the first event fixes it.
         label : str, optional
-            The class name; required for ``'label'`` and refused otherwise.
-        annotator : str, optional
-            Defaults to :func:`default_annotator`.
-        session_id : str
-            The labelling session.
-        model_version, score, note : optional
-            Provenance: the model that proposed the row, its score, free text.
+            The class name; required for label kinds and refused otherwise.
+        annotator, session_id : str
+            Who acts (default :func:`default_annotator`) and in which session.
+        model_version, score, round, strategy : optional
+            What proposed the row: the model, its score of the row, the
+            active-learning round and the query strategy.
+        note, confidence : optional
+            Free text, and the annotator's confidence from 0 to 1.
+        selection_id, provenance, source : optional
+            The selection labelled, ``"human"`` or ``"catalogue"``, and where an
+            imported event came from.
 
         Returns
         -------
         Event
-            The stored event. When this returns, the event is durable.
-
-        Raises
-        ------
-        InvalidEventError
-            On a bad kind, label, id or session (a ``ValueError``). Nothing is written.
+            The stored event. When this returns, the event is durable. A bad kind,
+            label, id or field raises :class:`~armillary.errors.InvalidEventError` (a
+            ``ValueError``; an unknown class, ``UnknownClassEventError``), and nothing
+            is written.
         """
-        values = _act_values(kind, label, annotator=annotator, session_id=session_id,
-                             model_version=model_version, score=score, note=note)
+        kind = check_kind(kind)
+        label = check_label(kind, label, self.classes)
+        values = provenance_values(
+            (kind,),
+            annotator=annotator,
+            session_id=session_id,
+            provenance=provenance,
+            model_version=model_version,
+            score=score,
+            note=note,
+            round=round,
+            strategy=strategy,
+            confidence=confidence,
+            selection_id=selection_id,
+            source=source,
+        )
+        text, id_type = id_text(row_id)
         with self._transaction():
-            return self._insert(*self._check_id(row_id), values)
+            self._check_id_type(id_type, row_id)
+            if kind == "label" and self._state(text, id_type, provenance) == "label":
+                kind = "relabel"
+            first = self._next_id()
+            row = {
+                **values,
+                "event_id": first,
+                "act_id": first,
+                "row_id": text,
+                "row_id_type": id_type,
+                "kind": kind,
+                "label": label,
+                "time": now(),
+                "target_event": None,
+            }
+            ordered = tuple(row[c] for c in schema.EVENT_COLUMNS)
+            self._conn.execute(_INSERT, ordered)
+            self._id_type = id_type
+        return Event._from_row(ordered)
+
+    def append_many(
+        self,
+        kind: str | Sequence[str],
+        row_ids: Sequence | np.ndarray,
+        labels: str | Sequence[str | None] | np.ndarray | None = None,
+        *,
+        annotator: str | None = None,
+        session_id: str,
+        **fields: object,
+    ) -> range:
+        """Append one act on many rows (a bulk label, an import) in one transaction.
+
+        Parameters
+        ----------
+        kind : str or sequence of str
+            One kind for every row, or one per row. Kinds are stored as given
+            (no automatic ``'relabel'``). ``'bulk_label'`` needs ``selection_id``.
+        row_ids : sequence or array of int or str
+        labels : str, sequence or array, optional
+            One class for every row, or one per row (None where the kind takes none).
+        annotator, session_id, **fields
+            As for :meth:`append` (``model_version, score, note, round, strategy,
+            confidence, selection_id, provenance, source``), shared by every row.
+
+        Returns
+        -------
+        range
+            The event ids written, in the order of ``row_ids``; all one act, so one
+            :meth:`undo` reverses them all. Empty when ``row_ids`` is.
+        """
+        texts, id_type = ids_text(row_ids)
+        n = len(texts)
+        kinds = _per_row(kind, n, "kind")
+        per_label = _per_row(labels, n, "labels")
+        check_labels(kinds, per_label, self.classes)
+        values = provenance_values(
+            set(kinds.tolist()), annotator=annotator, session_id=session_id, **fields
+        )
+        if n == 0:
+            return range(0)
+        with self._transaction():
+            self._check_id_type(id_type, texts[0])
+            first = self._next_id()
+            self._insert_many(first, id_type, texts, kinds, per_label, values)
+            self._id_type = id_type
+        return range(first, first + n)
 
     def undo(self, *, annotator: str | None = None, session_id: str) -> Event | None:
         """Undo the annotator's latest act in a session that is not undone yet.
 
-        Parameters
-        ----------
-        annotator : str, optional
-            Defaults to :func:`default_annotator`.
-        session_id : str
-            Only acts of this session are undone.
+        Returns
+        -------
+        Event or None
+            The (first event of the) act that was reversed, or None when there is
+            nothing left to undo (then nothing is written). Calling again walks further
+            back; a bulk act is undone whole.
+        """
+        annotator = check_name("annotator", annotator)
+        session_id = check_name("session_id", session_id)
+        with self._transaction():
+            for act_id, _, undone in self._conn.execute(
+                schema.ACTOR_ACTS_SQL, (session_id, annotator)
+            ):
+                if not undone:
+                    return self._reverse(act_id, "undo", annotator, session_id)
+        return None
+
+    def redo(self, *, annotator: str | None = None, session_id: str) -> Event | None:
+        """Restore the act that the annotator's latest undo in this session reversed.
+
+        Redo is possible until the annotator acts again in that session (as in an
+        editor); successive redos walk forward through successive undos.
 
         Returns
         -------
         Event or None
-            The act that was reversed, or None when there is nothing left to undo
-            (then nothing is written). Calling again walks further back.
+            The (first event of the) act restored, or None when there is nothing to
+            redo (then nothing is written).
         """
-        annotator = _check_name("annotator", annotator)
-        session_id = _check_name("session_id", session_id)
+        annotator = check_name("annotator", annotator)
+        session_id = check_name("session_id", session_id)
         with self._transaction():
-            row = self._conn.execute(_LAST_ACT_SQL, (session_id, annotator)).fetchone()
-            if row is None:
-                return None
-            target = Event._from_row(row)
-            self._insert(row[1], row[2], {
-                "kind": "undo", "label": None, "target_event": target.event_id,
-                "annotator": annotator, "session_id": session_id})
-        return target
+            stack: list[int] = []
+            trail = self._conn.execute(
+                schema.ACTOR_TRAIL_SQL, (session_id, annotator, session_id, annotator)
+            )
+            for kind, _, target in trail:
+                if kind == "undo":
+                    stack.append(target)
+                elif stack:
+                    stack.pop()
+            if stack:
+                return self._reverse(stack[-1], "redo", annotator, session_id)
+        return None
 
-    def _check_id(self, row_id: object) -> tuple[str, str]:
-        """Return the id as text and its type name; call inside a transaction."""
-        if isinstance(row_id, str):
-            id_type = "str"
-        elif isinstance(row_id, Integral) and not isinstance(row_id, bool):
-            id_type, row_id = "int", int(row_id)
-        else:
-            msg = f"row id {row_id!r} must be an int or a str, not {type(row_id).__name__}"
-            raise InvalidEventError(msg)
+    def _insert_many(
+        self,
+        first: int,
+        id_type: str,
+        texts: list[str],
+        kinds: np.ndarray,
+        labels: np.ndarray,
+        values: dict[str, object],
+    ) -> None:
+        """Insert events first, first+1, ... of one act; inside a transaction.
+
+        The per-row values go through a temporary table and the shared ones are bound
+        once: about twice as fast as an ``executemany`` of whole events.
+        """
+        big = len(texts) > 100_000  # room for the id index of a big import, meanwhile
+        if big:
+            self._conn.execute("PRAGMA cache_size=-262144")
+        try:
+            self._conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS staged "
+                "(k INTEGER PRIMARY KEY, row_id TEXT, kind TEXT, label TEXT)"
+            )
+            self._conn.executemany(
+                "INSERT INTO temp.staged VALUES (?, ?, ?, ?)",
+                zip(range(len(texts)), texts, kinds.tolist(), labels.tolist(), strict=True),
+            )
+            shared = {**values, "act_id": first, "row_id_type": id_type, "time": now()}
+            names = [c for c in schema.EVENT_COLUMNS if c in shared]
+            self._conn.execute(
+                f"INSERT INTO events (event_id, row_id, kind, label, {', '.join(names)}) "
+                f"SELECT ? + k, row_id, kind, label, {', '.join('?' * len(names))} "
+                "FROM temp.staged ORDER BY k",
+                (first, *(shared[c] for c in names)),
+            )
+            self._conn.execute("DELETE FROM temp.staged")
+        finally:
+            if big:
+                self._conn.execute("PRAGMA cache_size=-65536")
+
+    def _reverse(self, act_id: int, kind: str, annotator: str, session_id: str) -> Event:
+        """Write an undo or redo of every event of an act; inside a transaction."""
+        events = []
+        # An act's events are consecutive (one writer, one transaction).
+        for row in self._conn.execute(
+            f"{schema.SELECT_EVENTS} WHERE event_id >= ? ORDER BY event_id", (act_id,)
+        ):
+            if row[1] != act_id:
+                break
+            events.append(row)
+        first, time = self._next_id(), now()
+        rows = [
+            (
+                first + k,
+                first,
+                ev[2],
+                ev[3],
+                kind,
+                None,
+                ev[6],
+                annotator,
+                time,
+                session_id,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                ev[0],
+            )
+            for k, ev in enumerate(events)
+        ]
+        self._conn.executemany(_INSERT, rows)
+        return Event._from_row(events[0])
+
+    def _next_id(self) -> int:
+        """The id of the next event; inside a write transaction (one writer at a time)."""
+        return self._conn.execute("SELECT COALESCE(MAX(event_id), 0) + 1 FROM events").fetchone()[0]
+
+    def _state(self, text: str, id_type: str, provenance: str) -> str | None:
+        """The state of one row now (label, unsure, skip, test or None)."""
+        rows = self._conn.execute(
+            f"{schema.SELECT_EVENTS} WHERE row_id = ? AND row_id_type = ? ORDER BY event_id",
+            (text, id_type),
+        ).fetchall()
+        _, live = fold([r for r in rows if r[6] == provenance or r[4] in ("undo", "redo")])
+        return None if live is None else STATE_OF[live[4]]
+
+    def _check_id_type(self, id_type: str, row_id: object) -> None:
+        """Refuse an id of another type than the store's; call inside a transaction."""
         if self._id_type is None:
             first = self._conn.execute(
-                "SELECT row_id_type FROM events ORDER BY event_id LIMIT 1").fetchone()
+                "SELECT row_id_type FROM events ORDER BY event_id LIMIT 1"
+            ).fetchone()
             self._id_type = first[0] if first else None
         if self._id_type not in (None, id_type):
-            msg = (f"row id {row_id!r} is a {id_type}, but the ids in label store "
-                   f"{self.path} are {self._id_type}s; convert it")
+            msg = (
+                f"row id {row_id!r} is a {id_type}, but the ids in label store "
+                f"{self.path} are {self._id_type}s; convert it"
+            )
             raise InvalidEventError(msg)
-        return str(row_id), id_type
-
-    def _insert(self, id_text: str, id_type: str, values: dict) -> Event:
-        """Insert one event inside the caller's transaction and return it."""
-        row = {
-            "row_id": id_text, "row_id_type": id_type, "time": _now(),
-            "model_version": None, "score": None, "note": None, "target_event": None,
-            **values,
-        }
-        names = ", ".join(row)
-        marks = ", ".join("?" * len(row))
-        cursor = self._conn.execute(
-            f"INSERT INTO events ({names}) VALUES ({marks})", tuple(row.values()))
-        self._id_type = id_type
-        row["event_id"] = cursor.lastrowid
-        return Event._from_row(tuple(row[c] for c in _EVENT_COLUMNS))
 
     # -- reading ---------------------------------------------------------------
 
-    def current(self) -> pd.DataFrame:
-        """Return each row's state now: its latest act that is not undone.
-
-        Returns
-        -------
-        pandas.DataFrame
-            One row per catalogue id whose latest live act is a label, unsure or
-            skip, with columns ``id, kind, label, annotator, time, session_id,
-            model_version, score, note, event_id``, ordered by ``event_id``.
-            Undoing an act brings back the row's act before it, if any.
-        """
-        with self._lock:
-            # The log only grows, so its length names its state: reuse the last
-            # frame while no event (from this or another process) was added.
-            n_events = self.n_events
-            if self._current is None or self._current[0] != n_events:
-                rows = self._conn.execute(_CURRENT_SQL).fetchall()
-                self._current = (n_events, _frame(rows, _CURRENT_COLUMNS))
-            return self._current[1].copy()
-
-    def labels(self) -> pd.DataFrame:
-        """Return :meth:`current` restricted to rows whose state is a label."""
-        cur = self.current()
-        return cur[cur["kind"] == "label"].reset_index(drop=True)
-
-    def events(self, row_id: int | str | None = None) -> pd.DataFrame:
-        """Return the raw log, in order, optionally only one row's history.
+    def current(
+        self, provenance: str = "human", columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Return each row's state now: its latest state-setting act not undone.
 
         Parameters
         ----------
-        row_id : int or str, optional
-            Only this row's events (its undo events included).
+        provenance : {'human', 'catalogue'}
+            Human acts (made here or imported from a labelling tool), or the
+            catalogue's own labels; the two never mix.
+        columns : sequence of str, optional
+            Only these columns. ``id, kind, label, event_id, event_kind`` alone come
+            from memory without reading whole events: the fast path for masks.
 
         Returns
         -------
         pandas.DataFrame
-            Columns as :meth:`current` plus ``target_event``.
+            One row per catalogue id with a state, ordered by ``event_id``. ``kind`` is
+            the state (``label``, ``unsure``, ``skip`` or ``test``) and ``event_kind``
+            the act that set it; then the provenance columns (see :class:`Event`).
+            Undoing an act brings back the row's act before it, if any.
         """
-        sql = f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events"
-        params: tuple = ()
+        if provenance not in schema.PROVENANCES:
+            msg = f"provenance must be one of {list(schema.PROVENANCES)}, not {provenance!r}"
+            raise ValueError(msg)
+        wanted = list(CURRENT_COLUMNS if columns is None else columns)
+        unknown = set(wanted) - set(CURRENT_COLUMNS)
+        if unknown:
+            msg = f"unknown columns {sorted(unknown)}; current() has {CURRENT_COLUMNS}"
+            raise ValueError(msg)
+        with self.snapshot():
+            digest = self._digest(provenance)
+            if set(wanted) <= set(_LEAN_COLUMNS):
+                hit = self._lean.get(provenance)
+                if hit is None or hit[0] != digest.last:
+                    hit = self._lean[provenance] = (digest.last, _lean_frame(digest))
+                return hit[1][wanted]
+            return self._full_frame(provenance, digest)[wanted].copy()
+
+    def _digest(self, provenance: str) -> LogDigest:
+        """The provenance's digest, brought up to the log's end; inside a snapshot."""
+        digest = self._digests.get(provenance)
+        if digest is None:
+            first = self._conn.execute(
+                "SELECT row_id_type FROM events ORDER BY event_id LIMIT 1"
+            ).fetchone()
+            if first is None:
+                return LogDigest(provenance, int_ids=True)  # empty log: nothing to keep
+            digest = self._digests[provenance] = LogDigest(provenance, first[0] == "int")
+        digest.update(self._conn, self.state_version)
+        return digest
+
+    def _full_frame(self, provenance: str, digest: LogDigest) -> pd.DataFrame:
+        """current() with every column: the last frame, with only what changed re-read."""
+        hit = self._frames.get(provenance)
+        if hit is not None and hit[0] == digest.last:
+            return hit[1]
+        want = digest.arrays[0][digest.in_force()]
+        old = hit[1] if hit is not None else frame([], CURRENT_COLUMNS, state=True)
+        kept = old["event_id"].isin(want).to_numpy()
+        missing = want[~np.isin(want, old["event_id"].to_numpy())]
+        rows = self._conn.execute(
+            f"{schema.SELECT_EVENTS} WHERE event_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(missing.tolist()),),
+        ).fetchall()
+        out = _stack(old if kept.all() else old[kept], frame(rows, CURRENT_COLUMNS, state=True))
+        if not out["event_id"].is_monotonic_increasing:  # an undo brought back an old act
+            out = out.sort_values("event_id", ignore_index=True)
+        self._frames[provenance] = (digest.last, out)
+        return out
+
+    def labels(self, provenance: str = "human") -> pd.DataFrame:
+        """Return :meth:`current` restricted to rows whose state is a label (the
+        training labels; test-set labels are in :meth:`test_set`)."""
+        cur = self.current(provenance)
+        return cur[cur["kind"] == "label"].reset_index(drop=True)
+
+    def test_set(self) -> pd.DataFrame:
+        """Return the curated test set: rows whose state is a test-set label."""
+        cur = self.current("human")
+        return cur[cur["kind"] == "test"].reset_index(drop=True)
+
+    def events(
+        self, row_id: int | str | None = None, *, provenance: str | None = None
+    ) -> pd.DataFrame:
+        """Return the raw log, in order, optionally only one row's or one provenance's.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``id, kind, label, annotator, time, session_id, model_version,
+            score, note, event_id, target_event, act_id, provenance, round, strategy,
+            confidence, selection_id, source``; ``kind`` is the event's own kind.
+        """
+        clauses, params = [], []
         if row_id is not None:
-            id_type = "int" if isinstance(row_id, Integral) else "str"
-            sql += " WHERE row_id = ? AND row_id_type = ?"
-            params = (str(row_id), id_type)
-        return _frame(self._query(sql + " ORDER BY event_id", params),
-                      _EVENTS_FRAME_COLUMNS)
+            text, id_type = id_text(row_id)
+            clauses.append("row_id = ? AND row_id_type = ?")
+            params += [text, id_type]
+        if provenance is not None:
+            clauses.append("provenance = ?")
+            params.append(provenance)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._query(f"{schema.SELECT_EVENTS}{where} ORDER BY event_id", tuple(params))
+        return frame(rows, EVENTS_COLUMNS)
 
-    # -- closing ---------------------------------------------------------------
+    def history(self, row_id: int | str) -> pd.DataFrame:
+        """Return one row's whole story: every event about it, oldest first.
 
-    def close(self) -> None:
-        """Close the connection (every event is already committed)."""
-        with self._lock:
-            self._conn.close()
+        Returns
+        -------
+        pandas.DataFrame
+            The columns of :meth:`events`, plus ``undone`` (whether that act is undone
+            now; False for undo and redo events themselves).
+        """
+        text, id_type = id_text(row_id)
+        rows = self._query(
+            f"{schema.SELECT_EVENTS} WHERE row_id = ? AND row_id_type = ? ORDER BY event_id",
+            (text, id_type),
+        )
+        undone, _ = fold(rows)
+        out = frame(rows, EVENTS_COLUMNS)
+        out["undone"] = np.array([undone.get(r[0], False) for r in rows], dtype=bool)
+        return out
 
-    def __enter__(self) -> LabelStore:
-        return self
 
-    def __exit__(self, exc_type: type[BaseException] | None,
-                 exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"LabelStore({os.fspath(self.path)!r})"
-
-
-def _act_values(kind: str, label: str | None, *, annotator: str | None, session_id: str,
-                model_version: int | None, score: float | None,
-                note: str | None) -> dict[str, object]:
-    """Check an act's fields and return the columns to insert (all but the id)."""
-    if kind not in ACTS:
-        hint = "; call LabelStore.undo() to undo" if kind == "undo" else ""
-        msg = f"unknown event kind {kind!r}; valid kinds are {list(ACTS)}{hint}"
+def _per_row(value: object, n: int, what: str) -> np.ndarray:
+    """A scalar repeated n times, or a sequence of length n, as an object array."""
+    if value is None or isinstance(value, str):
+        return np.full(n, value, dtype=object)
+    array = np.asarray(value, dtype=object)
+    if array.shape != (n,):
+        msg = f"{what} must be one value or one per row ({n}), not shape {array.shape}"
         raise InvalidEventError(msg)
-    if (label is None) == (kind == "label"):
-        msg = (f"a {kind!r} event needs a class name as label" if kind == "label"
-               else f"a {kind!r} event takes no label (got {label!r})")
-        raise InvalidEventError(msg)
-    if label is not None and (not isinstance(label, str) or not label):
-        msg = f"label must be a non-empty string, not {label!r}"
-        raise InvalidEventError(msg)
-    if score is not None and not isinstance(score, Real):
-        msg = f"score must be a number or None, not {score!r}"
-        raise InvalidEventError(msg)
-    if note is not None and not isinstance(note, str):
-        msg = f"note must be a string or None, not {note!r}"
-        raise InvalidEventError(msg)
-    return {
-        "kind": kind, "label": label, "model_version": _opt_int(model_version),
-        "score": None if score is None else float(score), "note": note,
-        "annotator": _check_name("annotator", annotator),
-        "session_id": _check_name("session_id", session_id),
+    return array
+
+
+_LEAN_COLUMNS = ("id", "kind", "label", "event_id", "event_kind")
+
+
+def _lean_frame(digest: LogDigest) -> pd.DataFrame:
+    """current()'s lean columns straight from the digest's arrays."""
+    event_id, row, kind, label, _ = digest.arrays
+    chosen = digest.in_force()
+    kinds = np.array(schema.KINDS, dtype=object)[kind[chosen]]
+    names = np.array([*digest.label_names, None], dtype=object)  # code -1: None
+    states = np.array([STATE_OF.get(k) for k in schema.KINDS], dtype=object)
+    columns = {
+        "id": row[chosen],
+        "kind": states[kind[chosen]],
+        "label": names[label[chosen]],
+        "event_id": event_id[chosen],
+        "event_kind": kinds,
     }
+    # Series joined side by side: no consolidation of the object columns into one
+    # block, about ten times faster than DataFrame(dict) for 100,000 rows.
+    return pd.concat(
+        {k: pd.Series(v, dtype=v.dtype, copy=False) for k, v in columns.items()}, axis=1, copy=False
+    )
 
 
-def _check_name(what: str, value: str | None) -> str:
-    """Return a non-empty string name, the default annotator for a missing one."""
-    if value is None and what == "annotator":
-        value = default_annotator()
-    if not isinstance(value, str) or not value:
-        msg = f"{what} must be a non-empty string, not {value!r}"
-        raise InvalidEventError(msg)
-    return value
+def _stack(top: pd.DataFrame, bottom: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate two frames of the same columns, column by column.
 
-
-def _opt_int(value: object) -> int | None:
-    """Return None or an int, refusing anything else."""
-    if value is None or (isinstance(value, Integral) and not isinstance(value, bool)):
-        return value if value is None else int(value)
-    msg = f"model_version must be an int or None, not {value!r}"
-    raise InvalidEventError(msg)
-
-
-def _frame(rows: list[tuple], columns: list[str]) -> pd.DataFrame:
-    """Build a typed frame from rows selected in ``_EVENT_COLUMNS`` order."""
-    columns_of_rows = zip(*rows, strict=True) if rows else [()] * len(_EVENT_COLUMNS)
-    cols = dict(zip(_EVENT_COLUMNS, columns_of_rows, strict=True))
-
-    def text(name: str) -> np.ndarray:
-        return np.array(cols[name], dtype=object)
-
-    out = {
-        "id": _ids(cols["row_id"], cols["row_id_type"]),
-        "kind": text("kind"),
-        "label": text("label"),
-        "annotator": text("annotator"),
-        "time": pd.to_datetime(pd.Series(cols["time"], dtype=object), utc=True,
-                               format="ISO8601"),
-        "session_id": text("session_id"),
-        "model_version": pd.array(cols["model_version"], dtype="Int64"),
-        "score": np.array(cols["score"], dtype=np.float64),
-        "note": text("note"),
-        "event_id": np.array(cols["event_id"], dtype=np.int64),
-        "target_event": pd.array(cols["target_event"], dtype="Int64"),
-    }
-    return pd.DataFrame({name: out[name] for name in columns})
-
-
-def _ids(text: tuple[str, ...], types: tuple[str, ...]) -> np.ndarray:
-    """Give ids back with their type: int64 when all are ints that fit, else objects."""
-    kinds = set(types)
-    if kinds == {"int"}:
-        try:
-            return np.fromiter(map(int, text), dtype=np.int64, count=len(text))
-        except OverflowError:  # ids beyond int64 stay Python ints
-            return np.array([int(t) for t in text], dtype=object)
-    if kinds <= {"str"}:
-        return np.array(text, dtype=object)
-    return np.array([int(t) if k == "int" else t for t, k in zip(text, types, strict=True)],
-                    dtype=object)
+    ``pandas.concat`` inspects every value of an all-None object column; for the few
+    rows a label adds to a frame of 100,000, this is about twenty times faster.
+    """
+    if not len(bottom) or not len(top):
+        return (top if len(top) else bottom).reset_index(drop=True)
+    out = {}
+    for name in top.columns:
+        a, b = top[name], bottom[name]
+        if isinstance(a.dtype, np.dtype) and a.dtype == b.dtype:
+            out[name] = np.concatenate([a.to_numpy(), b.to_numpy()])
+        else:
+            out[name] = pd.concat([a, b], ignore_index=True)
+    return pd.DataFrame(out)

@@ -1,0 +1,212 @@
+"""Selection: a running top-k with a seeded hash tie-break, and the parallel drivers.
+
+Rows are ranked by score descending, then by a tie-break hash descending.  The hash is
+``splitmix64(global_row_index XOR splitmix64(random_state))``; it is a bijection of the
+row index, so the order is total, equal scores come out in a pseudo-random order spread
+uniformly over the catalogue, and the order does not depend on how the pool was cut
+into chunks.  NaN scores are never selected.
+
+Each numba thread scores its block of rows tile by tile (:func:`score_tile`) and keeps
+its best rows in a min-heap; :func:`top_k_blocks` merges the heaps of all blocks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+from ._measures import new_work, tile_rows
+from ._tile import score_tile
+from ._reference import tie_hash
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S27 = np.uint64(27)
+_S30 = np.uint64(30)
+_S31 = np.uint64(31)
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+# Every constant mixed with a uint64 is itself a uint64: numba (like numpy) turns
+# uint64-with-int64 arithmetic into float64.
+
+
+@numba.njit(**_JIT)
+def splitmix64(x):
+    """The splitmix64 finaliser of one uint64 (twin: :func:`_reference.splitmix64`)."""
+    z = x + _GOLDEN
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@numba.njit(**_JIT)
+def _less(hs, hh, a, b):
+    """Heap entry ``a`` ranks below entry ``b`` (score, then hash)."""
+    return hs[a] < hs[b] or (hs[a] == hs[b] and hh[a] < hh[b])
+
+
+@numba.njit(**_JIT)
+def _swap(hs, hh, hi, a, b):
+    hs[a], hs[b] = hs[b], hs[a]
+    hh[a], hh[b] = hh[b], hh[a]
+    hi[a], hi[b] = hi[b], hi[a]
+
+
+@numba.njit(**_JIT)
+def _sift_up(hs, hh, hi, pos):
+    while pos > 0:
+        parent = (pos - 1) // 2
+        if not _less(hs, hh, pos, parent):
+            return
+        _swap(hs, hh, hi, pos, parent)
+        pos = parent
+
+
+@numba.njit(**_JIT)
+def _sift_down(hs, hh, hi, count):
+    pos = 0
+    while True:
+        smallest = pos
+        left = 2 * pos + 1
+        right = left + 1
+        if left < count and _less(hs, hh, left, smallest):
+            smallest = left
+        if right < count and _less(hs, hh, right, smallest):
+            smallest = right
+        if smallest == pos:
+            return
+        _swap(hs, hh, hi, pos, smallest)
+        pos = smallest
+
+
+@numba.njit(**_JIT)
+def select_tile(scores, n, i0, exclude, has_exclude, offset, seed, hs, hh, hi, count):
+    """Offer rows ``i0 .. i0 + n - 1`` (scores ``scores[:n]``) to the heap; return count.
+
+    ``hs, hh, hi`` hold the heap's scores, hashes and global row indices; the heap keeps
+    the best ``len(hs)`` rows seen, its worst at the root.
+    """
+    cap = hs.shape[0]
+    threshold = hs[0] if count == cap else -np.inf
+    # A vectorised count first: most tiles of a large pool hold no row that reaches
+    # the heap, and then the scalar loop below is skipped.
+    reach = 0
+    for j in range(n):
+        reach += 1 if scores[j] >= threshold else 0
+    if reach == 0:
+        return count
+    for j in range(n):
+        s = scores[j]
+        if not s >= threshold:  # also skips NaN
+            continue
+        if has_exclude and exclude[i0 + j]:
+            continue
+        row = offset + i0 + j
+        h = splitmix64(np.uint64(row) ^ seed)
+        if count < cap:
+            hs[count] = s
+            hh[count] = h
+            hi[count] = row
+            _sift_up(hs, hh, hi, count)
+            count += 1
+        elif s > hs[0] or h > hh[0]:
+            hs[0] = s
+            hh[0] = h
+            hi[0] = row
+            _sift_down(hs, hh, hi, count)
+        if count == cap:
+            threshold = hs[0]
+    return count
+
+
+@numba.njit(**_JIT)
+def run_block(flat, M, N, C, start, stop, method, table, out, exclude, has_exclude, offset,
+              seed, hs, hh, hi, count):
+    """Score rows ``start .. stop - 1`` of a flat (M, N, C) array, tile by tile.
+
+    With a non-empty ``out`` (length N) the scores go to ``out[start:stop]``; otherwise
+    the rows are offered to the heap ``hs, hh, hi``, which holds ``count`` entries on
+    entry, and its new count is returned.
+    """
+    rows = tile_rows(C)
+    work = new_work(M, C)
+    keep_scores = out.shape[0] > 0
+    scores = np.empty(rows, dtype=np.float64)
+    cap = hs.shape[0]
+    for i0 in range(start, stop, rows):
+        n = min(rows, stop - i0)
+        if keep_scores:
+            score_tile(flat, M, N, C, i0, n, method, table, -np.inf, out[i0 : i0 + n], work)
+        else:
+            threshold = hs[0] if count == cap else -np.inf
+            score_tile(flat, M, N, C, i0, n, method, table, threshold, scores, work)
+            count = select_tile(scores, n, i0, exclude, has_exclude, offset, seed, hs, hh,
+                                hi, count)
+    return count
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL  # noqa: PLW0603 - one lazily made pool per process
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(
+                max_workers=numba.config.NUMBA_NUM_THREADS, thread_name_prefix="armillary"
+            )
+        return _POOL
+
+
+def in_blocks(kernel: Callable[[int, int, int], object], n: int, n_blocks: int) -> list:
+    """Run ``kernel(block, start, stop)`` over ``n`` rows cut into ``n_blocks`` blocks.
+
+    The kernels release the GIL (``nogil=True``), so the blocks run in parallel on a
+    thread pool of ``NUMBA_NUM_THREADS`` workers; one block runs in the calling thread.
+    Threads from Python rather than ``parallel=True`` keep the compile time down (each
+    parallel kernel costs seconds of compilation) and let every public function share
+    the same compiled block kernel.
+    """
+    bounds = [(b, b * n // n_blocks, (b + 1) * n // n_blocks) for b in range(n_blocks)]
+    if n_blocks == 1:
+        return [kernel(*bounds[0])]
+    futures = [_pool().submit(kernel, *bound) for bound in bounds]
+    return [future.result() for future in futures]
+
+
+def top_k_blocks(block, n: int, k: int, n_blocks: int):
+    """Run ``block(start, stop, hs, hh, hi) -> count`` per block; return the merged heaps."""
+    cap = min(k, (n + n_blocks - 1) // n_blocks)
+    hs = np.empty((n_blocks, cap), dtype=np.float64)
+    hh = np.empty((n_blocks, cap), dtype=np.uint64)
+    hi = np.empty((n_blocks, cap), dtype=np.int64)
+
+    def kernel(b: int, start: int, stop: int) -> int:
+        # errstate (per thread, hence here) only matters under NUMBA_DISABLE_JIT, where
+        # the hash runs on numpy scalars whose intended wrap-around would warn.
+        with np.errstate(over="ignore"):
+            return block(start, stop, hs[b], hh[b], hi[b])
+
+    counts = np.asarray(in_blocks(kernel, n, n_blocks), dtype=np.int64)
+    keep = np.arange(cap) < counts[:, None]
+    return best_k(hi[keep], hs[keep], hh[keep], k)
+
+
+def best_k(indices, scores, hashes, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the ``k`` best entries by (score, hash) descending; keys are unique per row."""
+    order = np.lexsort((hashes, scores))[::-1][:k]
+    return indices[order].astype(np.int64), scores[order].astype(np.float64)
+
+
+def merge(indices, scores, k: int, random_state: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of already-validated candidate rows (global indices)."""
+    valid = ~np.isnan(scores)
+    indices, scores = indices[valid], scores[valid]
+    return best_k(indices, scores, tie_hash(indices, random_state), k)

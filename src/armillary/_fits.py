@@ -1,0 +1,289 @@
+"""The FITS table reader: raw big-endian rows decoded chunk by chunk, as astropy would.
+
+Binary tables are read straight from the file, a block of rows at a time (``readinto`` at
+the table's data offset, so no page of the file stays mapped into the process), and each
+column is decoded the way astropy's ``Table.read`` decodes it:
+
+- big-endian numbers become native-endian;
+- ``TSCAL``/``TZERO`` are applied (the unsigned-integer offsets give unsigned integers,
+  other scalings give float64, as in astropy);
+- integer values equal to ``TNULL`` are masked (NaN where the column is scaled to floats);
+- ``L`` columns become booleans, ``A`` columns strings (trailing blanks dropped);
+- vector columns (``3E``, or ``TDIM``) are flattened into ``name_0, name_1, …`` (see
+  :mod:`armillary.formats`); variable-length (``P``/``Q``), bit (``X``) and complex
+  columns are left out with a warning.
+
+Compressed files (``.fits.gz``) are decompressed by astropy into memory first; ASCII
+tables are read whole through astropy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from armillary.errors import CatalogueError
+from armillary.formats import (
+    MAX_ELEMENTS,
+    STR,
+    Column,
+    Strings,
+    flat_names,
+    table_reader,
+    warn_skipped,
+)
+
+__all__ = ["FitsReader", "open_fits"]
+
+
+@dataclass
+class _Decode:
+    """How to turn one raw field (or one element of it) into physical values."""
+
+    field: str
+    element: int | None
+    kind: object
+    null: int | None
+    scale: float
+    zero: float
+    boolean: bool
+
+
+def _hdu_kind(hdu):
+    from astropy.io import fits
+
+    if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)):
+        return "table"
+    return "image" if getattr(hdu, "is_image", False) else type(hdu).__name__
+
+
+def _pick_hdu(hdul, hdu, path):
+    """Index of the HDU to read: ``hdu`` (index, EXTNAME, or (name, ver)) or the first table."""
+    tables = [k for k, h in enumerate(hdul) if _hdu_kind(h) == "table"]
+    if hdu is None:
+        if not tables:
+            raise CatalogueError(
+                f"{path} holds no table HDU: a catalogue must be a FITS binary or ASCII table"
+            )
+        return tables[0]
+    try:
+        index = hdul.index_of(hdu)
+        hdul[index]  # raises IndexError for an index past the end
+    except (KeyError, IndexError) as exc:
+        listing = ", ".join(f"{k} ({h.name})" for k, h in enumerate(hdul))
+        raise CatalogueError(f"{path} has no HDU {hdu!r}; its HDUs are {listing}") from exc
+    if index not in tables:
+        listing = ", ".join(f"{k} ({hdul[k].name})" for k in tables) or "none"
+        raise CatalogueError(
+            f"HDU {hdu!r} of {path} is an {_hdu_kind(hdul[index])}, not a "
+            f"table; its table HDUs are: {listing}"
+        )
+    return index
+
+
+def open_fits(path, hdu=None):
+    """A reader of the chosen (by default the first) table HDU of a FITS file."""
+    from astropy.io import fits
+
+    try:  # astropy also warns of what it finds odd ("File may have been truncated")
+        hdul = fits.open(
+            path, memmap=not path.name.lower().endswith(".gz"), mode="readonly", lazy_load_hdus=True
+        )
+    except Exception as exc:  # astropy raises OSError, ValueError, TypeError, ...
+        raise CatalogueError(
+            f"cannot read {path} as a FITS table ({exc}); is it a complete FITS file?"
+        ) from exc
+    try:
+        index = _pick_hdu(hdul, hdu, path)
+        if isinstance(hdul[index], fits.TableHDU):  # ASCII: small and rare, read whole
+            from astropy.table import Table
+
+            reader = table_reader(Table.read(hdul[index]), "fits", str(path))
+            reader.meta = {"hdu": index}
+            hdul.close()
+            return reader
+        return FitsReader(path, hdul, index)
+    except CatalogueError:
+        hdul.close()
+        raise
+    except Exception as exc:
+        hdul.close()
+        raise CatalogueError(
+            f"cannot read {path} as a FITS table ({exc}); is it a complete FITS file?"
+        ) from exc
+
+
+class FitsReader:
+    """One binary table HDU of a FITS file, read in row chunks.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    hdul : astropy.io.fits.HDUList
+        The opened file (closed by :meth:`close`).
+    index : int
+        Index of the table HDU.
+    """
+
+    format = "fits"
+
+    def __init__(self, path, hdul, index):
+        self.path = path
+        self._hdul = hdul
+        hdu = hdul[index]
+        self.meta = {"hdu": index}
+        self.nrows = int(hdu.header["NAXIS2"])
+        data = hdu.data
+        if data is None or self.nrows == 0 or not len(hdu.columns):
+            self.nrows, self.columns, self._decode, self._raw = 0, {}, {}, None
+            return
+        self._raw = data.view(np.ndarray)
+        self._dtype = self._raw.dtype
+        self._file = None
+        self._offset = hdu.fileinfo()["datLoc"]
+        if not path.name.lower().endswith(".gz"):
+            self._check_size(hdu)
+            self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
+        self.columns, self._decode = self._scan(hdu)
+        if self.nrows:
+            self._rows(self.nrows - 1, self.nrows)  # fails now on a truncated file
+
+    def _check_size(self, hdu):
+        need = self._offset + self._dtype.itemsize * self.nrows
+        size = self.path.stat().st_size
+        if size < need:
+            raise CatalogueError(
+                f"cannot read {self.path} as a FITS table: the header of "
+                f"HDU {self.meta['hdu']} announces {self.nrows:,} rows "
+                f"ending at byte {need:,}, but the file has {size:,} bytes; "
+                "is it a complete FITS file (truncated download)?"
+            )
+
+    def _scan(self, hdu):
+        columns, decode, skipped = {}, {}, {}
+        for k, col in enumerate(hdu.columns, start=1):
+            raw = self._dtype[col.name]
+            form = str(col.format)
+            why = (
+                "variable-length array"
+                if "P" in form or "Q" in form
+                else "bit array"
+                if form.endswith("X")
+                else None
+            )
+            kind = None if why else _physical_kind(raw.base, form, col.bscale, col.bzero)
+            size = int(np.prod(raw.shape)) if raw.shape else 1
+            why = why or (
+                "complex or unsupported type"
+                if kind is None
+                else f"vector of {size} elements"
+                if size > MAX_ELEMENTS
+                else None
+            )
+            if why:
+                skipped[col.name] = why
+                continue
+            null = col.null if isinstance(col.null, (int, np.integer)) and kind != STR else None
+            unit = str(col.unit) if col.unit else None
+            description = hdu.header.comments[f"TTYPE{k}"] or None
+            for e, name in enumerate(flat_names(col.name, raw.shape)):
+                element = e if raw.shape else None
+                masked = null is not None and kind.kind in "iub"
+                columns[name] = Column(kind, masked, unit, description, col.name, element)
+                decode[name] = _Decode(
+                    col.name,
+                    element,
+                    kind,
+                    null,
+                    float(col.bscale or 1.0),
+                    float(col.bzero or 0.0),
+                    form.endswith("L"),
+                )
+        warn_skipped(self.path, skipped)
+        return columns, decode
+
+    def _rows(self, start, stop):
+        """Raw (big-endian) records of rows [start, stop)."""
+        if self._file is None:
+            return self._raw[start:stop]
+        out = np.empty(stop - start, self._dtype)
+        view = memoryview(out).cast("B")
+        self._file.seek(self._offset + start * self._dtype.itemsize)
+        got = 0
+        while got < view.nbytes:
+            n = self._file.readinto(view[got:])
+            if not n:
+                raise CatalogueError(
+                    f"{self.path} ends inside the data of its table; is it a complete FITS file?"
+                )
+            got += n
+        return out
+
+    def chunks(self, names=None, chunk_rows=262_144):
+        """Yield ``{name: values}`` for consecutive row chunks."""
+        names = list(self.columns if names is None else names)
+        for start in range(0, self.nrows, chunk_rows):
+            rows = self._rows(start, min(start + chunk_rows, self.nrows))
+            yield {name: _decode(rows, self._decode[name]) for name in names}
+
+    def close(self):
+        """Close the file."""
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
+        self._hdul.close()
+
+
+_UNSIGNED = {
+    1: (-128, np.int8),
+    2: (2**15, np.uint16),
+    4: (2**31, np.uint32),
+    8: (2**63, np.uint64),
+}
+
+
+def _physical_kind(raw, form, scale, zero):
+    """The native dtype of a field's physical values, as astropy picks it; None if
+    unsupported. ``raw`` is the stored (big-endian) dtype of one element."""
+    if raw.kind == "S":
+        return STR
+    if form.endswith("L"):
+        return np.dtype(bool)
+    if raw.kind not in "iuf":
+        return None
+    scale, zero = float(scale or 1.0), float(zero or 0.0)
+    if raw.kind in "iu" and scale == 1.0 and zero == _UNSIGNED[raw.itemsize][0]:
+        return np.dtype(_UNSIGNED[raw.itemsize][1])
+    if scale != 1.0 or zero != 0.0:
+        return np.dtype(np.float64)
+    return raw.newbyteorder("=")
+
+
+def _decode(rows, how):
+    """Physical values of one field (element) of raw records ``rows``."""
+    raw = rows[how.field]
+    if how.element is not None:
+        raw = raw.reshape(raw.shape[0], -1)[:, how.element]
+    if how.kind == STR:
+        return Strings.from_fixed(raw)
+    if how.boolean:
+        return raw.view(np.uint8) == ord("T")
+    mask = None if how.null is None else raw == how.null
+    scaled = how.scale != 1.0 or how.zero != 0.0
+    values = _scaled(raw, how) if scaled else raw.astype(how.kind)
+    if mask is None or not mask.any():
+        return values
+    if how.kind.kind == "f":
+        values[mask] = np.nan
+        return values
+    return np.ma.MaskedArray(values, mask=mask)
+
+
+def _scaled(raw, how):
+    """``TZERO + TSCAL * raw`` in the dtype astropy picks (unsigned offsets stay exact)."""
+    if how.kind.kind in "iu":  # astropy's unsigned/signed offset convention
+        if how.kind.itemsize < 8:
+            return (raw.astype(np.int64) + int(how.zero)).astype(how.kind)
+        native = raw.astype(raw.dtype.newbyteorder("="))
+        return native.view(how.kind) + how.kind.type(int(how.zero) % 2**64)
+    return (raw.astype(np.float64) * how.scale + how.zero).astype(how.kind, copy=False)

@@ -1,0 +1,180 @@
+"""Benchmark of the label store: commit latency, bulk import, current labels and masks.
+
+Run from the repository root::
+
+    python tests/benchmarks/bench_store.py [--dir DIR] [--commits 2000]
+
+It prints
+
+1. single-label commit latency (median, p99) of ``LabelStore.append`` with the store's
+   settings (WAL, ``synchronous=FULL``: each commit is fsynced, so an acknowledged label
+   survives a power cut), and for comparison the same with ``synchronous=NORMAL``;
+2. a bulk import of 1,000,000 catalogue labels (``import_label_column`` on a real
+   1M-row catalogue), in events/s;
+3. the time to compute current labels and the pool masks for a 10,000,000-row catalogue
+   with 100,000 events: cold (a new store object and a new :class:`~armillary.pool.Pool`)
+   and warm (``Pool.refresh()`` after one more label), plus the full ``current()``
+   DataFrame for reference.
+
+Targets (issue 5): commit p99 under 5 ms; masks for 10M rows under 200 ms. This is a
+script, not a test: nothing asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from armillary import open_catalogue
+from armillary.labels_io import import_label_column
+from armillary.pool import Pool
+from armillary.store import LabelStore
+
+CLASSES = ["Star", "Galaxy", "QSO"]
+WHO = {"annotator": "bench", "session_id": "bench"}
+
+
+def commit_latency(folder: Path, n: int, synchronous: str) -> tuple[float, float, float]:
+    """Median, p99 and max (ms) of n single-label appends."""
+    store = LabelStore(folder / f"latency-{synchronous}.sqlite", classes=CLASSES)
+    store._conn.execute(f"PRAGMA synchronous={synchronous}")  # for the comparison only
+    for i in range(50):  # warm up: file growth, caches
+        store.append("label", i, "Star", **WHO)
+    times = []
+    for i in range(n):
+        start = time.perf_counter()
+        store.append("label", 10_000 + i, CLASSES[i % 3], score=0.5, model_version=1, **WHO)
+        times.append(time.perf_counter() - start)
+    store.close()
+    ms = np.array(times) * 1e3
+    return float(np.median(ms)), float(np.percentile(ms, 99)), float(ms.max())
+
+
+def write_catalogue(path: Path, n: int, string_ids: bool, seed: int) -> Path:
+    """A Parquet catalogue of n rows: ids, one magnitude, and a label column (0-2)."""
+    rng = np.random.default_rng(seed)
+    ids = (pa.array(np.char.add("SRC J", np.arange(n).astype(str)).astype(object))
+           if string_ids else pa.array(np.arange(n, dtype=np.int64) * 7 + 1_000_000))
+    labels = rng.integers(0, 3, n).astype(np.int16)
+    pq.write_table(pa.table({"ID": ids, "r": rng.normal(20, 1, n).astype(np.float32),
+                             "labels": labels}), path)
+    return path
+
+
+def bulk_import(folder: Path) -> tuple[int, float]:
+    """Import 1M catalogue labels from a 1M-row catalogue's label column."""
+    path = write_catalogue(folder / "one-million.parquet", 1_000_000, True, seed=1)
+    catalogue = open_catalogue(path, cache_dir=folder)
+    store = LabelStore(folder / "import.sqlite", classes=CLASSES)
+    start = time.perf_counter()
+    written = import_label_column(store, catalogue, "labels",
+                                  {0: "Star", 1: "Galaxy", 2: "QSO"}, annotator="bench")
+    took = time.perf_counter() - start
+    store.close()
+    return len(written), took
+
+
+def masks(folder: Path, string_ids: bool) -> dict[str, Any]:
+    """Current labels and masks of a 10M-row catalogue with 100k events: (wall, CPU) s."""
+    kind = "str" if string_ids else "int"
+    path = write_catalogue(folder / f"ten-million-{kind}.parquet", 10_000_000, string_ids,
+                           seed=2)
+    catalogue = open_catalogue(path, cache_dir=folder)
+    ids = catalogue.ids
+    rng = np.random.default_rng(3)
+    store_path = folder / f"masks-{kind}.sqlite"
+    store = LabelStore(store_path, classes=CLASSES)
+    for act in range(87):  # 87,000 events: bulk selections of 1,000 rows
+        rows = ids[rng.integers(0, len(ids), 1000)]
+        store.append_many("bulk_label", rows, rng.choice(CLASSES, 1000).astype(object),
+                          selection_id=f"sel-{act}", **WHO)
+    store.undo(**WHO)  # 2,000 undo events
+    store.undo(**WHO)
+    for k in range(1000):  # 1,000 single acts, each its own fsynced commit
+        act = ("label", "unsure", "skip", "test_label")[k % 4]
+        store.append(act, ids[rng.integers(0, len(ids))],
+                     CLASSES[k % 3] if act in ("label", "test_label") else None, **WHO)
+    store.append_many("label", ids[rng.integers(0, len(ids), 10_000)], "Galaxy", **WHO)
+    n_events = store.n_events
+    store.close()
+    out = {"events": n_events}
+    clock = _Clock()
+    store = LabelStore(store_path, classes=CLASSES)
+    pool = Pool(store, catalogue)
+    masks_ = pool.masks()
+    out["cold"] = clock.lap()
+    out["rows"] = int(len(pool.status) - masks_["unlabelled"].sum())
+    store.append("label", ids[5], "QSO", **WHO)
+    clock.lap()
+    pool.refresh()
+    masks_ = pool.masks()
+    out["warm"] = clock.lap()
+    store.current()
+    out["frame_cold"] = clock.lap()
+    store.append("label", ids[6], "Star", **WHO)
+    clock.lap()
+    store.current()
+    out["frame_warm"] = clock.lap()
+    store.close()
+    return out
+
+
+class _Clock:
+    """Wall and CPU seconds since the last lap (CPU time shows what load adds)."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def lap(self) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = (wall - self.wall, cpu - self.cpu)
+        self.wall, self.cpu = wall, cpu
+        return out
+
+
+def _ms(lap: tuple[float, float]) -> str:
+    return f"{lap[0] * 1e3:.0f} ms (CPU {lap[1] * 1e3:.0f} ms)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="folder for the files (default: a temporary folder)")
+    parser.add_argument("--commits", type=int, default=2000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        folder = Path(tmp)
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, load average {load}; "
+              f"SQLite {sqlite3.sqlite_version}; folder {folder}")
+        for sync in ("FULL", "NORMAL"):
+            median, p99, worst = commit_latency(folder, args.commits, sync)
+            note = " (the store's setting)" if sync == "FULL" else " (comparison only)"
+            print(f"single-label commit, WAL + synchronous={sync}{note}: "
+                  f"median {median:.3f} ms, p99 {p99:.3f} ms, max {worst:.1f} ms "
+                  f"over {args.commits} appends")
+        n, took = bulk_import(folder)
+        print(f"bulk import of {n:,} catalogue labels (import_label_column, one act): "
+              f"{took:.2f} s = {n / took:,.0f} events/s")
+        for string_ids in (False, True):
+            r = masks(folder, string_ids)
+            ids = "string ids" if string_ids else "int64 ids"
+            print(f"10M-row catalogue ({ids}), {r['events']:,} events, {r['rows']:,} rows "
+                  f"with a state: current labels + masks cold {_ms(r['cold'])} "
+                  f"(new LabelStore + Pool + masks()), after one more label "
+                  f"{_ms(r['warm'])} (Pool.refresh + masks()); full current() DataFrame "
+                  f"cold {_ms(r['frame_cold'])}, after one more label "
+                  f"{_ms(r['frame_warm'])}")
+
+if __name__ == "__main__":
+    main()

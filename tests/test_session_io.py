@@ -1,0 +1,97 @@
+"""The session's label-store side: test-set mode, bulk labels, notes, redo, export, import."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.table import Table
+
+from armillary.errors import UnknownClassError, UnknownIdError
+
+
+def test_test_mode_labels_are_kept_out_of_training_and_pool(session, truth):
+    first = session.next()
+    session.test_mode = True
+    session.label(first.id, truth[first.position])
+    assert "Test-set mode" in session.status_text()
+    session.test_mode = False
+    assert session.counts["test"] == 1
+    assert len(session.training_data()[0]) == 0
+    assert list(session.test_set()["id"]) == [first.id]
+    assert first.id not in session.query(100)
+    assert session.labels.empty  # a test-set label is not a training label
+
+
+def test_curated_test_set_scores_the_model(session, rows_of_each_class, truth):
+    rows = rows_of_each_class(6)
+    names = list(rows)
+    session.test_mode = True
+    for name in names:
+        for pos in rows[name][:2]:
+            session.label(session.catalogue.id_at(int(pos)), truth[int(pos)])
+    session.test_mode = False
+    for name in names:
+        for pos in rows[name][2:]:
+            session.label(session.catalogue.id_at(int(pos)), truth[int(pos)])
+    assert session.refresh() >= 1
+    row = session.evaluation.evaluate("curated")
+    assert row["n"] == 6
+    assert 0.0 <= row["accuracy"] <= 1.0
+
+
+def test_label_many_is_one_act_for_undo(session):
+    ids = [session.catalogue.id_at(i) for i in (5, 6, 7)]
+    session.label_many(ids, "Galaxy", selection_id="lasso-1")
+    assert set(session.labels["id"]) == set(ids)
+    session.undo()
+    assert session.labels.empty
+    session.redo()
+    assert set(session.labels["id"]) == set(ids)
+
+
+def test_label_many_checks_everything_before_writing(session):
+    n = session.store.n_events
+    with pytest.raises(UnknownIdError, match="nope"):
+        session.label_many([session.catalogue.id_at(1), "nope"], "Star")
+    with pytest.raises(UnknownClassError, match="Quasar"):
+        session.label_many([session.catalogue.id_at(1)], "Quasar")
+    assert session.store.n_events == n
+
+
+def test_note_and_history(session):
+    cid = session.catalogue.id_at(3)
+    session.label(cid, "Star")
+    session.note(cid, "saturated in g")
+    session.label(cid, "QSO")
+    story = session.history(cid)
+    assert list(story["kind"])[:3] == ["label", "note", "relabel"]
+    assert session.labels.set_index("id").loc[cid, "label"] == "QSO"
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".parquet", ".csv", ".xml"])
+def test_export_round_trips_labels_with_provenance(session, tmp_path, suffix):
+    ids = [session.catalogue.id_at(i) for i in (10, 11)]
+    session.label(ids[0], "Star")
+    session.label(ids[1], "Galaxy")
+    path = session.export(tmp_path / f"labels{suffix}")
+    if suffix in (".parquet", ".csv"):
+        frame = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
+    else:
+        frame = Table.read(path).to_pandas()
+    frame.columns = [str(c) for c in frame.columns]
+    labels = dict(zip(frame.iloc[:, 0].astype(str), frame["label"].astype(str), strict=True))
+    assert labels == {ids[0]: "Star", ids[1]: "Galaxy"}
+    assert {"annotator", "time"} <= set(frame.columns)
+
+
+def test_import_astronomical_test_set(session, tmp_path):
+    ids = [session.catalogue.id_at(i) for i in (20, 21, 22)]
+    path = tmp_path / "test_set.json"
+    path.write_text(json.dumps({ids[0]: 0, ids[1]: 2, ids[2]: -1}))
+    session.import_labels(path, label_map={0: "Star", 1: "Galaxy", 2: "QSO"})
+    assert session.counts["test"] + session.counts["labelled"] + session.counts["unsure"] >= 3
+    assert ids[0] not in session.query(200)
+    assert np.isin([ids[0], ids[1]], session.test_set()["id"]).all()
