@@ -8,9 +8,11 @@ import os
 import subprocess
 import sys
 
-import armillary_kernels
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import armillary_kernels
 from armillary_kernels import entropy, least_confidence, margin, merge_top_k, scores, top_k
 from armillary_kernels._fastlog import TINY, log_array
 from armillary_kernels._reference import (
@@ -19,10 +21,13 @@ from armillary_kernels._reference import (
     margin_ref,
     top_k_ref,
 )
-from numpy.testing import assert_allclose, assert_array_equal
 
 METHODS = ["margin", "least-confidence", "entropy"]
-REFERENCES = {"margin": margin_ref, "least-confidence": least_confidence_ref, "entropy": entropy_ref}
+REFERENCES = {
+    "margin": margin_ref,
+    "least-confidence": least_confidence_ref,
+    "entropy": entropy_ref,
+}
 #: The logarithmic scores use the kernels' own log (within 1 ulp of numpy's).
 RTOL = {"margin": 0.0, "least-confidence": 0.0, "entropy": 1e-13}
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
@@ -80,12 +85,14 @@ def test_fast_log_is_within_one_ulp():
     assert np.all(np.abs(got - want) <= np.spacing(np.abs(want)) + (want == 0))
     assert log_array(np.array([1.0]))[0] == 0.0
 
+
 def test_scores_of_known_rows():
     P = np.array([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [0.2, 0.5, 0.3]])
     assert_allclose(least_confidence(P), [0.5, 0.0, 0.5])
     assert_allclose(margin(P), [1.0, 0.0, 0.8])
-    assert_allclose(entropy(P), [np.log(2), 0.0, -(0.2 * np.log(0.2) + 0.5 * np.log(0.5)
-                                                    + 0.3 * np.log(0.3))])  # fmt: skip
+    assert_allclose(
+        entropy(P), [np.log(2), 0.0, -(0.2 * np.log(0.2) + 0.5 * np.log(0.5) + 0.3 * np.log(0.3))]
+    )
     # Entries below the smallest normal float count as 0; a negative one gives NaN.
     tiny = np.array([[1.0, 1e-310], [1.2, -0.2]])
     assert_array_equal(entropy(tiny), [0.0, np.nan])

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
 from armillary_kernels import counts2d, stat2d
 from armillary_kernels._reference_extra import counts2d_ref, stat2d_ref
-from numpy.testing import assert_allclose, assert_array_equal
 
 LIMITS = ((-3.0, 3.0), (-2.0, 2.5))
 
@@ -107,8 +108,9 @@ def test_statistics_match_reference(statistic, dtype):
     assert_allclose(grid, want, rtol=1e-12, equal_nan=True)
     if statistic == "mean":
         keep = np.isfinite(x) & np.isfinite(z)
-        sums, _, _ = np.histogram2d(x[keep], y[keep], bins=(30, 20), range=LIMITS,
-                                    weights=z[keep].astype(np.float64))  # fmt: skip
+        sums, _, _ = np.histogram2d(
+            x[keep], y[keep], bins=(30, 20), range=LIMITS, weights=z[keep].astype(np.float64)
+        )
         counts = numpy_counts(x[keep], y[keep], LIMITS, (30, 20))
         with np.errstate(invalid="ignore"):
             assert_allclose(grid, sums / counts, rtol=1e-12, equal_nan=True)

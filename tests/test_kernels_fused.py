@@ -7,6 +7,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
 from armillary_kernels import (
     LinearModel,
     fused_proba,
@@ -20,7 +22,6 @@ from armillary_kernels import (
 )
 from armillary_kernels._reference_extra import linear_proba_ref, trees_proba_ref
 from armillary_kernels.sklearn_adapter import from_sklearn
-from numpy.testing import assert_allclose, assert_array_equal
 
 ensemble = pytest.importorskip("sklearn.ensemble")
 linear = pytest.importorskip("sklearn.linear_model")
@@ -113,8 +114,9 @@ def test_few_rows_and_chunks():
     assert_array_equal(single[0], top_k(want, 120, "margin", exclude=exclude, random_state=8)[0])
     bounds = [0, 5, 1024, 1499, 1500]
     parts = [
-        fused_top_k(Xp[lo:hi], model, 120, "margin", exclude=exclude[lo:hi], random_state=8,
-                    offset=lo)  # fmt: skip
+        fused_top_k(
+            Xp[lo:hi], model, 120, "margin", exclude=exclude[lo:hi], random_state=8, offset=lo
+        )
         for lo, hi in itertools.pairwise(bounds)
     ]
     assert_array_equal(merge_top_k(parts, 120, random_state=8)[0], single[0])
@@ -131,8 +133,11 @@ def test_logistic_regression_matches_predict_proba(n_classes):
     got = fused_proba(Xp, model)
     assert_allclose(got, want, rtol=1e-12, atol=1e-15)
     assert_allclose(got, linear_proba_ref(Xp, model.coef, model.intercept), rtol=1e-12, atol=1e-15)
-    assert_allclose(fused_proba(Xp.astype(np.float32), model),
-                    estimator.predict_proba(Xp.astype(np.float32)), rtol=1e-6)  # fmt: skip
+    assert_allclose(
+        fused_proba(Xp.astype(np.float32), model),
+        estimator.predict_proba(Xp.astype(np.float32)),
+        rtol=1e-6,
+    )
     for method in METHODS:
         for k in (1, 50):
             picked = fused_top_k(Xp, model, k, method)
@@ -203,7 +208,7 @@ def test_bad_models_and_inputs():
         fused_top_k(np.zeros((3, 6)), model, 3, "vote-entropy")
     with pytest.raises(ValueError, match=r"exclude must have shape \(3,\), one entry per row of X"):
         fused_top_k(np.zeros((3, 6)), model, 3, exclude=np.zeros(2, bool))
-    with pytest.raises(ValueError, match="K = 1 .binary. or K >= 3"):
+    with pytest.raises(ValueError, match=r"K = 1 \(binary\) or K >= 3"):
         linear_model(np.zeros((2, 4)), np.zeros(2))
     with pytest.raises(ValueError, match="must be finite"):
         linear_model(np.full((1, 4), np.nan), np.zeros(1))

@@ -202,7 +202,8 @@ def _vote_body(T, votes, out, C):
             bad |= v != v
             arg = c if v > best else arg  # the first maximum, as numpy.argmax
             best = v if v > best else best
-        votes[j, arg] += 1
+        for c in range(C):  # one-hot rather than a scatter: vectorises across rows
+            votes[j, c] += 1 if c == arg else 0
         out[j] = np.nan if bad else out[j]
 
 
@@ -224,23 +225,9 @@ def _vote_entropy_rows(flat, M, N, C, i0, n, out, ints, table):
     votes[:, :] = 0
     out[:n] = 0.0
     for member in range(M):
-        T = member_tile(flat, N, C, member, i0, n)
-        if C == 2:
-            _vote_body(T, votes, out, 2)
-        elif C == 3:
-            _vote_body(T, votes, out, 3)
-        elif C == 4:
-            _vote_body(T, votes, out, 4)
-        else:
-            _vote_body(T, votes, out, C)
-    if C == 2:
-        _vote_sum_body(votes, table, out, 2)
-    elif C == 3:
-        _vote_sum_body(votes, table, out, 3)
-    elif C == 4:
-        _vote_sum_body(votes, table, out, 4)
-    else:
-        _vote_sum_body(votes, table, out, C)
+        # Not specialised on C (unlike the single-model measures): compile time.
+        _vote_body(member_tile(flat, N, C, member, i0, n), votes, out, C)
+    _vote_sum_body(votes, table, out, C)
 
 
 def vote_table(M: int) -> np.ndarray:

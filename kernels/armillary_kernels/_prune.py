@@ -170,14 +170,7 @@ def _kl_flags(flat, M, N, C, i0, n, mean, inverse, limit, flags):
     for member in range(M):
         start = (member * N + i0) * C
         T = flat[start : start + n * C].reshape((n, C))
-        if C == 2:
-            _kl_flags_body(T, W, limit, flags, 2)
-        elif C == 3:
-            _kl_flags_body(T, W, limit, flags, 3)
-        elif C == 4:
-            _kl_flags_body(T, W, limit, flags, 4)
-        else:
-            _kl_flags_body(T, W, limit, flags, C)
+        _kl_flags_body(T, W, limit, flags, C)  # not specialised on C: compile time
 
 
 @numba.njit(**_JIT)

@@ -20,8 +20,8 @@ import numba
 import numpy as np
 
 from ._measures import new_work, tile_rows
-from ._tile import score_tile
 from ._reference import tie_hash
+from ._tile import score_tile
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -126,8 +126,25 @@ def select_tile(scores, n, i0, exclude, has_exclude, offset, seed, hs, hh, hi, c
 
 
 @numba.njit(**_JIT)
-def run_block(flat, M, N, C, start, stop, method, table, out, exclude, has_exclude, offset,
-              seed, hs, hh, hi, count):
+def run_block(
+    flat,
+    M,
+    N,
+    C,
+    start,
+    stop,
+    method,
+    table,
+    out,
+    exclude,
+    has_exclude,
+    offset,
+    seed,
+    hs,
+    hh,
+    hi,
+    count,
+):
     """Score rows ``start .. stop - 1`` of a flat (M, N, C) array, tile by tile.
 
     With a non-empty ``out`` (length N) the scores go to ``out[start:stop]``; otherwise
@@ -146,8 +163,9 @@ def run_block(flat, M, N, C, start, stop, method, table, out, exclude, has_exclu
         else:
             threshold = hs[0] if count == cap else -np.inf
             score_tile(flat, M, N, C, i0, n, method, table, threshold, scores, work)
-            count = select_tile(scores, n, i0, exclude, has_exclude, offset, seed, hs, hh,
-                                hi, count)
+            count = select_tile(
+                scores, n, i0, exclude, has_exclude, offset, seed, hs, hh, hi, count
+            )
     return count
 
 
@@ -156,7 +174,7 @@ _POOL_LOCK = threading.Lock()
 
 
 def _pool() -> ThreadPoolExecutor:
-    global _POOL  # noqa: PLW0603 - one lazily made pool per process
+    global _POOL
     with _POOL_LOCK:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(

@@ -83,9 +83,13 @@ def _tile_bins(x, y, xe, ye, xs, ys, idx, near):
         fa = a - ix
         fb = b - iy
         near[j] = (
-            (fa < _NEAR_EDGE) | (fa > 1.0 - _NEAR_EDGE) | (fb < _NEAR_EDGE)
-            | (fb > 1.0 - _NEAR_EDGE) | (ix >= nx) | (iy >= ny)
-        )  # fmt: skip
+            (fa < _NEAR_EDGE)
+            | (fa > 1.0 - _NEAR_EDGE)
+            | (fb < _NEAR_EDGE)
+            | (fb > 1.0 - _NEAR_EDGE)
+            | (ix >= nx)
+            | (iy >= ny)
+        )
         outside = _OUTSIDE if finite else _NOT_FINITE
         idx[j] = ix * ny + iy if inside else outside
     return skipped
@@ -182,7 +186,10 @@ def _shape(shape) -> tuple[int, int]:
         if len(shape) != 2:
             msg = f"shape must be an int or a pair (nx, ny); got {shape!r}"
             raise ValueError(msg)
-        return (_validate.integer(shape[0], "shape[0]", 1), _validate.integer(shape[1], "shape[1]", 1))
+        return (
+            _validate.integer(shape[0], "shape[0]", 1),
+            _validate.integer(shape[1], "shape[1]", 1),
+        )
     size = _validate.integer(shape, "shape", 1)
     return size, size
 
@@ -222,7 +229,9 @@ def _classes(by, n: int, n_classes) -> tuple[np.ndarray, int]:
         return codes, top + 1
     n_classes = _validate.integer(n_classes, "n_classes", 1)
     if top >= n_classes:
-        msg = f"by holds class code {top} but n_classes is {n_classes}; codes run 0 .. n_classes - 1"
+        msg = (
+            f"by holds class code {top} but n_classes is {n_classes}; codes run 0 .. n_classes - 1"
+        )
         raise ValueError(msg)
     return codes, n_classes
 
@@ -326,8 +335,9 @@ def stat2d(x, y, values, limits, shape, statistic: str = "mean") -> tuple[np.nda
     acc = np.full((n_blocks, nx * ny), start_value, dtype=np.float64)
 
     def kernel(b: int, start: int, stop: int) -> int:
-        return _stat_block(x[start:stop], y[start:stop], z[start:stop], mode, xe, ye, xs, ys,
-                           counts[b], acc[b])  # fmt: skip
+        return _stat_block(
+            x[start:stop], y[start:stop], z[start:stop], mode, xe, ye, xs, ys, counts[b], acc[b]
+        )
 
     skipped = int(sum(in_blocks(kernel, n, n_blocks))) if n else 0
     count = counts.sum(axis=0).reshape(nx, ny)

@@ -142,5 +142,6 @@ def committee_top_k(
     """
     P = _validate.member_probabilities(P_members)
     code = _validate.method(method, METHODS)
-    return run_top_k(P, code, _table(code, P.shape[0], P.shape[2]), k, exclude, random_state,
-                     offset)  # fmt: skip
+    return run_top_k(
+        P, code, _table(code, P.shape[0], P.shape[2]), k, exclude, random_state, offset
+    )

@@ -241,13 +241,45 @@ def _run(X, model: tuple, start: int, stop: int, sink: tuple) -> int:
             sink[1][i0 : i0 + n] = A
         elif sink[0] == "scores":
             _, code, table, out = sink
-            run_block(flat, 1, n, C, 0, n, code, table, out[i0 : i0 + n], _NO_MASK, False, 0,
-                      np.uint64(0), *_NO_HEAP, 0)  # fmt: skip
+            run_block(
+                flat,
+                1,
+                n,
+                C,
+                0,
+                n,
+                code,
+                table,
+                out[i0 : i0 + n],
+                _NO_MASK,
+                False,
+                0,
+                np.uint64(0),
+                *_NO_HEAP,
+                0,
+            )
         else:
             _, code, table, mask, has_exclude, offset, seed, hs, hh, hi = sink
             part = mask[i0 : i0 + n] if has_exclude else mask
-            count = run_block(flat, 1, n, C, 0, n, code, table, _EMPTY, part, has_exclude,
-                              offset + i0, seed, hs, hh, hi, count)  # fmt: skip
+            count = run_block(
+                flat,
+                1,
+                n,
+                C,
+                0,
+                n,
+                code,
+                table,
+                _EMPTY,
+                part,
+                has_exclude,
+                offset + i0,
+                seed,
+                hs,
+                hh,
+                hi,
+                count,
+            )
     return count
 
 
@@ -271,7 +303,9 @@ def _pack_one(tree: Any, index: int, n_features: int, n_classes: int | None, bas
     n = left.shape[0]
     if value.ndim == 3:
         if value.shape[1] != 1:
-            msg = f"tree {index} has {value.shape[1]} outputs; only single-output trees are supported"
+            msg = (
+                f"tree {index} has {value.shape[1]} outputs; only single-output trees are supported"
+            )
             raise ValueError(msg)
         value = value[:, 0, :]
     if n == 0 or any(a.shape != (n,) for a in (right, feature, threshold)) or len(value) != n:
@@ -408,8 +442,11 @@ def linear_model(coef, intercept) -> LinearModel:
 # ------------------------------------------------------------------------- public
 
 _NO_TREES = (
-    np.zeros((1, 2), np.int64), np.zeros(1, np.int32), np.zeros((1, 2)), *(np.zeros(0, np.int64),) * 2
-)  # fmt: skip
+    np.zeros((1, 2), np.int64),
+    np.zeros(1, np.int32),
+    np.zeros((1, 2)),
+    *(np.zeros(0, np.int64),) * 2,
+)
 _NO_LINEAR = (np.zeros((1, 1)), np.zeros(1))
 _NO_HEAP = (np.zeros(0), np.zeros(0, np.uint64), np.zeros(0, np.int64))
 _EMPTY = np.zeros(0)

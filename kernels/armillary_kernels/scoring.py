@@ -76,8 +76,23 @@ def run_scores(P3: np.ndarray, code: int, table: np.ndarray) -> np.ndarray:
     flat = P3.reshape(-1)
 
     def kernel(_b: int, start: int, stop: int) -> None:
-        run_block(flat, M, n, C, start, stop, code, table, out, _NO_MASK, False, 0,
-                  np.uint64(0), *_NO_HEAP, 0)  # fmt: skip
+        run_block(
+            flat,
+            M,
+            n,
+            C,
+            start,
+            stop,
+            code,
+            table,
+            out,
+            _NO_MASK,
+            False,
+            0,
+            np.uint64(0),
+            *_NO_HEAP,
+            0,
+        )
 
     if n:
         in_blocks(kernel, n, _validate.n_blocks(n))
@@ -96,8 +111,25 @@ def run_top_k(P3, code, table, k, exclude, random_state, offset):
     flat = P3.reshape(-1)
 
     def block(start: int, stop: int, hs, hh, hi) -> int:
-        return run_block(flat, M, n, C, start, stop, code, table, _NO_SCORES, mask,
-                         has_exclude, offset, seed, hs, hh, hi, 0)  # fmt: skip
+        return run_block(
+            flat,
+            M,
+            n,
+            C,
+            start,
+            stop,
+            code,
+            table,
+            _NO_SCORES,
+            mask,
+            has_exclude,
+            offset,
+            seed,
+            hs,
+            hh,
+            hi,
+            0,
+        )
 
     return top_k_blocks(block, n, k, _validate.n_blocks(n))
 

@@ -17,7 +17,7 @@ __all__ = ["from_sklearn"]
 
 
 def _sklearn_version() -> tuple[int, int]:
-    import sklearn  # noqa: PLC0415 - lazy on purpose: optional for armillary_kernels
+    import sklearn
 
     major, minor = sklearn.__version__.split(".")[:2]
     return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
@@ -56,12 +56,12 @@ def from_sklearn(estimator: Any) -> TreeEnsemble | LinearModel:
     ValueError
         If the estimator is of another kind, not fitted, or multi-output.
     """
-    from sklearn.ensemble import (  # noqa: PLC0415 - lazy import, see the module docstring
+    from sklearn.ensemble import (
         ExtraTreesClassifier,
         RandomForestClassifier,
     )
-    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
-    from sklearn.tree import DecisionTreeClassifier  # noqa: PLC0415
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
 
     kinds = (RandomForestClassifier, ExtraTreesClassifier, DecisionTreeClassifier)
     if not isinstance(estimator, (*kinds, LogisticRegression)):

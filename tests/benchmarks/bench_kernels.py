@@ -22,6 +22,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 
 import numba
 import numpy as np
@@ -82,8 +83,9 @@ def bandwidth(P: np.ndarray, repeat: int) -> float:
     flat = P.reshape(-1)
     threads = numba.get_num_threads()
     prange = best(lambda: _sum_prange(flat, threads), repeat)
-    pool = best(lambda: in_blocks(lambda b, lo, hi: _sum_slice(flat, lo, hi), flat.size, threads),
-                repeat)  # fmt: skip
+    pool = best(
+        lambda: in_blocks(lambda b, lo, hi: _sum_slice(flat, lo, hi), flat.size, threads), repeat
+    )
     return min(prange, pool)
 
 
@@ -153,7 +155,7 @@ def ratio(a: float | None, b: float | None, digits: int = 1) -> str:
 
 
 def single_model(sizes: list[int], quick: bool) -> None:
-    from modAL import uncertainty  # noqa: PLC0415
+    from modAL import uncertainty
 
     strategies = {
         "margin": uncertainty.margin_sampling,
@@ -161,8 +163,21 @@ def single_model(sizes: list[int], quick: bool) -> None:
         "entropy": uncertainty.entropy_sampling,
     }
     print("\n## Single-model measures, top-10 (seconds)\n")
-    print(row("N", "C", "dtype", "method", "modAL", "numpy", "ours", "bw-ref", "modAL/ours",
-              "numpy/ours", "bw/ours"))  # fmt: skip
+    print(
+        row(
+            "N",
+            "C",
+            "dtype",
+            "method",
+            "modAL",
+            "numpy",
+            "ours",
+            "bw-ref",
+            "modAL/ours",
+            "numpy/ours",
+            "bw/ours",
+        )
+    )
     for n in sizes:
         for n_classes in (2, 4):
             P = probabilities(n, n_classes, np.float64)
@@ -172,13 +187,27 @@ def single_model(sizes: list[int], quick: bool) -> None:
             for method, strategy in strategies.items():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    modal = best(lambda s=strategy: s(FixedProba(P), X, n_instances=K),
-                                 1 if n >= 10_000_000 else 2)  # fmt: skip
-                plain = best(lambda m=method: numpy_top_k(P, m), 1 if n >= 10_000_000 else 3)
-                ours = best(lambda m=method: ak.top_k(P, K, m), repeat)
-                print(row(f"{n:.0e}", n_classes, "float64", method, fmt(modal), fmt(plain),
-                          fmt(ours), fmt(reference), ratio(modal, ours), ratio(plain, ours),
-                          ratio(reference, ours, 2)))  # fmt: skip
+                    modal = best(
+                        partial(strategy, FixedProba(P), X, n_instances=K),
+                        1 if n >= 10_000_000 else 2,
+                    )
+                plain = best(partial(numpy_top_k, P, method), 1 if n >= 10_000_000 else 3)
+                ours = best(partial(ak.top_k, P, K, method), repeat)
+                print(
+                    row(
+                        f"{n:.0e}",
+                        n_classes,
+                        "float64",
+                        method,
+                        fmt(modal),
+                        fmt(plain),
+                        fmt(ours),
+                        fmt(reference),
+                        ratio(modal, ours),
+                        ratio(plain, ours),
+                        ratio(reference, ours, 2),
+                    )
+                )
             del P
     if not quick:
         big_margin()
@@ -189,14 +218,29 @@ def big_margin() -> None:
     P = probabilities(n, 4, np.float32)
     reference = bandwidth(P, 3)
     ours = best(lambda: ak.top_k(P, K, "margin"), 3)
-    print(row(f"{n:.0e}", 4, "float32", "margin", "skipped", "skipped", fmt(ours),
-              fmt(reference), "-", "-", ratio(reference, ours, 2)))  # fmt: skip
-    print(f"  (1e8 x 4 float32 = {P.nbytes / 1e9:.1f} GB; modAL and numpy skipped: minutes "
-          "and several GB of temporaries)")  # fmt: skip
+    print(
+        row(
+            f"{n:.0e}",
+            4,
+            "float32",
+            "margin",
+            "skipped",
+            "skipped",
+            fmt(ours),
+            fmt(reference),
+            "-",
+            "-",
+            ratio(reference, ours, 2),
+        )
+    )
+    print(
+        f"  (1e8 x 4 float32 = {P.nbytes / 1e9:.1f} GB; modAL and numpy skipped: minutes "
+        "and several GB of temporaries)"
+    )
 
 
 def committee(sizes: list[int]) -> None:
-    from modAL import disagreement  # noqa: PLC0415
+    from modAL import disagreement
 
     strategies = {
         "vote-entropy": disagreement.vote_entropy_sampling,
@@ -204,8 +248,9 @@ def committee(sizes: list[int]) -> None:
         "max-disagreement": disagreement.max_disagreement_sampling,
     }
     print("\n## Committee measures, M = 5, C = 4, top-10 (seconds)\n")
-    print(row("N", "C", "dtype", "method", "modAL", "", "ours", "bw-ref", "modAL/ours", "",
-              "bw/ours"))  # fmt: skip
+    print(
+        row("N", "C", "dtype", "method", "modAL", "", "ours", "bw-ref", "modAL/ours", "", "bw/ours")
+    )
     for n in sizes:
         P = np.stack([probabilities(n, 4, np.float64, seed=s) for s in range(5)])
         reference = bandwidth(P, 3)
@@ -216,17 +261,30 @@ def committee(sizes: list[int]) -> None:
             if fixed is not None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    modal = best(lambda s=strategy: s(fixed, X, n_instances=K), 1)
-            ours = best(lambda m=method: ak.committee_top_k(P, K, m), 3)
-            print(row(f"{n:.0e}", 4, "float64", method, fmt(modal), "", fmt(ours),
-                      fmt(reference), ratio(modal, ours), "", ratio(reference, ours, 2)))  # fmt: skip
+                    modal = best(partial(strategy, fixed, X, n_instances=K), 1)
+            ours = best(partial(ak.committee_top_k, P, K, method), 3)
+            print(
+                row(
+                    f"{n:.0e}",
+                    4,
+                    "float64",
+                    method,
+                    fmt(modal),
+                    "",
+                    fmt(ours),
+                    fmt(reference),
+                    ratio(modal, ours),
+                    "",
+                    ratio(reference, ours, 2),
+                )
+            )
     print("  (modAL is timed at N <= 1e6 only: its vote entropy counts votes row by row in Python)")
 
 
 def fused(n: int, n_trees: int) -> None:
-    from sklearn.datasets import make_classification  # noqa: PLC0415
-    from sklearn.ensemble import RandomForestClassifier  # noqa: PLC0415
-    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
 
     print(f"\n## Fused inference + top-10, {n:.0e} rows, 10 features, 4 classes (seconds)\n")
     X, y = make_classification(10_000, 10, n_informative=6, n_classes=4, random_state=0)
@@ -234,20 +292,24 @@ def fused(n: int, n_trees: int) -> None:
     forest = RandomForestClassifier(n_trees, random_state=0, n_jobs=-1).fit(X, y)
     logistic = LogisticRegression(max_iter=1000).fit(X, y)
     print(f"{'model':>34} {'predict_proba':>14} {'+ our top_k':>12} {'fused':>8} {'speed-up':>9}")
-    for name, model in ((f"RandomForest({n_trees}, n_jobs=-1)", forest),
-                        ("LogisticRegression", logistic)):  # fmt: skip
+    for name, model in (
+        (f"RandomForest({n_trees}, n_jobs=-1)", forest),
+        ("LogisticRegression", logistic),
+    ):
         arrays = ak.from_sklearn(model)
         proba = best(lambda m=model: m.predict_proba(pool), 2)
         both = best(lambda m=model: ak.top_k(m.predict_proba(pool), K), 2)
         ours = best(lambda a=arrays: ak.fused_top_k(pool, a, K), 3)
         print(f"{name:>34} {proba:>14.3f} {both:>12.3f} {ours:>8.3f} {both / ours:>8.2f}x")
     nodes = sum(tree.tree_.node_count for tree in forest.estimators_)
-    print(f"  (forest fitted on 10,000 rows: {nodes:,} nodes, depth up to "
-          f"{max(t.tree_.max_depth for t in forest.estimators_)})")  # fmt: skip
+    print(
+        f"  (forest fitted on 10,000 rows: {nodes:,} nodes, depth up to "
+        f"{max(t.tree_.max_depth for t in forest.estimators_)})"
+    )
 
 
 def binning(n: int) -> None:
-    import vaex  # noqa: PLC0415
+    import vaex
 
     print(f"\n## 1024 x 1024 counts of {n:.0e} points (seconds)\n")
     rng = np.random.default_rng(2)
@@ -267,8 +329,10 @@ def binning(n: int) -> None:
     mean = best(lambda: ak.stat2d(x, y, by.astype(np.float64), limits, 1024, "mean"), 3)
     print(f"{'vaex count':>22} {'ours counts2d':>14} {'vaex/ours':>10} {'numpy histogram2d':>18}")
     print(f"{theirs:>22.4f} {ours:>14.4f} {theirs / ours:>10.2f} {plain:>18.3f}")
-    print(f"  (grids identical to vaex's: {same}; ours per class, 3 classes: {per_class:.4f}; "
-          f"per-bin mean: {mean:.4f})")  # fmt: skip
+    print(
+        f"  (grids identical to vaex's: {same}; ours per class, 3 classes: {per_class:.4f}; "
+        f"per-bin mean: {mean:.4f})"
+    )
 
 
 _COMPILE_PROBE = """
@@ -302,8 +366,13 @@ def compile_times() -> None:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
         runs = []
         for _ in range(2):  # empty cache, then the cache the first run wrote
-            done = subprocess.run([sys.executable, "-c", _COMPILE_PROBE], env=env, check=True,
-                                  capture_output=True, text=True)  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, "-c", _COMPILE_PROBE],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     cold, warm = runs
     print(f"{'call':>22} {'cold (compile)':>15} {'cached (load)':>14} {'then warm':>10}")
@@ -314,8 +383,10 @@ def compile_times() -> None:
     total_cold = sum(v[0] for k, v in cold.items() if k != "import")
     total_warm = sum(v[0] for k, v in warm.items() if k != "import")
     print(f"{'all of the above':>22} {total_cold:>15.2f} {total_warm:>14.3f}")
-    print(f"  (import armillary_kernels: {cold['import']:.2f} s cold, {warm['import']:.2f} s "
-          "with the cache; nothing compiles at import)")  # fmt: skip
+    print(
+        f"  (import armillary_kernels: {cold['import']:.2f} s cold, {warm['import']:.2f} s "
+        "with the cache; nothing compiles at import)"
+    )
 
 
 def main() -> None:
@@ -323,9 +394,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
     args = parser.parse_args()
     started = time.perf_counter()
-    print(f"# bench_kernels{' --quick' if args.quick else ''}: numba {numba.__version__}, "
-          f"numpy {np.__version__}, {numba.get_num_threads()} threads, "
-          f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"# bench_kernels{' --quick' if args.quick else ''}: numba {numba.__version__}, "
+        f"numpy {np.__version__}, {numba.get_num_threads()} threads, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     warmup = probabilities(1000, 4, np.float64)  # compile outside the timings
     for method in ("margin", "least-confidence", "entropy"):
         ak.top_k(warmup, K, method)
@@ -343,8 +416,9 @@ def main() -> None:
         fused(1_000_000, 100)
         binning(10_000_000)
     compile_times()
-    print(f"\n# done in {time.perf_counter() - started:.0f} s, "
-          f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"\n# done in {time.perf_counter() - started:.0f} s, load average {os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":
