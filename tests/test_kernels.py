@@ -356,10 +356,10 @@ def test_merge_top_k_rejects_bad_input():
 def test_import_compiles_nothing_and_leaves_sklearn_alone():
     code = """
 import sys, numba, armillary_kernels
-from armillary_kernels import _fastlog, _measures, _select, binning, fused
+from armillary_kernels import _fastlog, _measures, _prune, _select, _tile, binning, forest, fused
 compiled = [
     name
-    for module in (_fastlog, _measures, _select, binning, fused)
+    for module in (_fastlog, _measures, _prune, _select, _tile, binning, forest, fused)
     for name, value in vars(module).items()
     if isinstance(value, numba.core.registry.CPUDispatcher) and value.signatures
 ]

@@ -38,7 +38,7 @@ CONSENSUS_ENTROPY = 4
 MAX_DISAGREEMENT = 5
 
 #: Numbers per tile (rows x classes); 16 KiB per float64 scratch buffer.
-TILE_ELEMENTS = 2048
+TILE_ELEMENTS = 8192
 #: The unit of :func:`vote_table`: entries are below 0.37 / VOTE_UNIT, so sums over
 #: thousands of classes stay exact integers in float64.
 VOTE_UNIT = 2.0**-46
@@ -165,17 +165,20 @@ def _entropy_of(values, logs, n, C, out):
 
 @numba.njit(**_JIT)
 def _consensus(flat, M, N, C, i0, n, mean):
-    """Members' mean probabilities of ``n`` rows, as ``numpy.mean`` computes it."""
+    """Members' mean probabilities of ``n`` rows, as ``numpy.mean`` computes it (sum in
+    member order, then divide), in chunks that keep the running sums in L1."""
     m = n * C
-    total = mean[:m]
-    total[:] = 0.0
-    for member in range(M):
-        start = (member * N + i0) * C
-        tile = flat[start : start + m]
-        for e in range(m):
-            total[e] += np.float64(tile[e])
-    for e in range(m):
-        total[e] = total[e] / M
+    for lo in range(0, m, 1024):
+        hi = min(m, lo + 1024)
+        total = mean[lo:hi]
+        total[:] = 0.0
+        for member in range(M):
+            start = (member * N + i0) * C
+            tile = flat[start + lo : start + hi]
+            for e in range(hi - lo):
+                total[e] += np.float64(tile[e])
+        for e in range(hi - lo):
+            total[e] = total[e] / M
 
 
 @numba.njit(**_JIT)

@@ -57,6 +57,7 @@ def entropy_bound_table(C: int) -> np.ndarray:
 
 @numba.njit(inline="always", **_JIT)
 def _entropy_flags_body(T, limit, flags, C):
+    kept = 0
     for j in range(T.shape[0]):
         best = np.float64(T[j, 0])
         total = best
@@ -65,21 +66,23 @@ def _entropy_flags_body(T, limit, flags, C):
             total += v
             best = v if v > best else best
         # Both comparisons are False for NaN, so NaN rows are kept (and score NaN).
-        skip = best * BOUND_BINS >= limit and abs(total - 1.0) <= ROW_SUM_SLACK
+        skip = (best * BOUND_BINS >= limit) & (abs(total - 1.0) <= ROW_SUM_SLACK)
         flags[j] = 0.0 if skip else 1.0
+        kept += 0 if skip else 1
+    return kept
 
 
 @numba.njit(**_JIT)
 def _entropy_flags(T, limit, flags):
+    """Flag (1.0) the rows that may reach the bound ``limit``; return how many."""
     C = T.shape[1]
     if C == 2:
-        _entropy_flags_body(T, limit, flags, 2)
-    elif C == 3:
-        _entropy_flags_body(T, limit, flags, 3)
-    elif C == 4:
-        _entropy_flags_body(T, limit, flags, 4)
-    else:
-        _entropy_flags_body(T, limit, flags, C)
+        return _entropy_flags_body(T, limit, flags, 2)
+    if C == 3:
+        return _entropy_flags_body(T, limit, flags, 3)
+    if C == 4:
+        return _entropy_flags_body(T, limit, flags, 4)
+    return _entropy_flags_body(T, limit, flags, C)
 
 
 @numba.njit(**_JIT)
@@ -102,27 +105,31 @@ def _bound_limit(bound, threshold):
 
 @numba.njit(**_JIT)
 def _chosen(flags, n, out, chosen):
-    """Row numbers whose flag is set into ``chosen``; NaN into ``out`` for the rest."""
+    """Row numbers whose flag is set into ``chosen``; return how many.  If any, ``out``
+    is set to NaN for all ``n`` rows (the chosen ones are overwritten later)."""
     count = 0
     for j in range(n):
-        out[j] = np.nan
         if flags[j] != 0.0:
             chosen[count] = j
             count += 1
+    if count > 0:
+        out[:n] = np.nan
     return count
 
 
 @numba.njit(**_JIT)
 def entropy_pruned(T, threshold, bound, out, floats, ints):
-    """Entropies of the rows of the (n, C) tile ``T`` that may reach ``threshold``."""
+    """Entropies of the rows of the (n, C) tile ``T`` that may reach ``threshold``
+    (NaN elsewhere); return how many were scored (0: ``out`` left untouched)."""
     n, C = T.shape
     flags = floats[3]
-    _entropy_flags(T, _bound_limit(bound, threshold), flags)
+    if _entropy_flags(T, _bound_limit(bound, threshold), flags) == 0:
+        return 0
     rows = tile_rows(C)
     chosen = ints[rows * C : rows * C + rows]
     count = _chosen(flags, n, out, chosen)
     if count == 0:
-        return
+        return 0
     values, clamped, logs = floats[0], floats[1], floats[2]
     V = values[: count * C].reshape((count, C))
     K = clamped[: count * C].reshape((count, C))
@@ -136,14 +143,16 @@ def entropy_pruned(T, threshold, bound, out, floats, ints):
     _entropy_of(values, logs, count, C, exact)
     for i in range(count):
         out[chosen[i]] = exact[i]
+    return count
 
 
 @numba.njit(**_JIT)
 def consensus_entropy_pruned(flat, M, N, C, i0, n, threshold, bound, out, floats, ints):
-    """Consensus entropies of the rows that may reach ``threshold`` (NaN elsewhere)."""
+    """Consensus entropies of the rows that may reach ``threshold`` (NaN elsewhere);
+    return how many were scored (0: ``out`` left untouched)."""
     mean = floats[5]
     _consensus(flat, M, N, C, i0, n, mean)
-    entropy_pruned(mean[: n * C].reshape((n, C)), threshold, bound, out, floats, ints)
+    return entropy_pruned(mean[: n * C].reshape((n, C)), threshold, bound, out, floats, ints)
 
 
 @numba.njit(inline="always", **_JIT)
@@ -217,7 +226,8 @@ def kl_rows(flat, M, N, C, i0, chosen, count, out, floats, ints):
 @numba.njit(**_JIT)
 def max_disagreement_rows(flat, M, N, C, i0, n, threshold, out, floats, ints):
     """Max disagreement of rows ``i0 .. i0 + n - 1``; with ``threshold > 0`` only of
-    those whose bound reaches it (NaN elsewhere)."""
+    those whose bound reaches it (NaN elsewhere).  Return how many were scored (0:
+    ``out`` left untouched)."""
     mean, flags = floats[5], floats[3]
     _consensus(flat, M, N, C, i0, n, mean)
     rows = tile_rows(C)
@@ -233,8 +243,9 @@ def max_disagreement_rows(flat, M, N, C, i0, n, threshold, out, floats, ints):
             chosen[j] = j
         count = n
     if count == 0:
-        return
+        return 0
     exact = floats[3]
     kl_rows(flat, M, N, C, i0, chosen, count, exact, floats, ints)
     for i in range(count):
         out[chosen[i]] = exact[i]
+    return count

@@ -6,8 +6,10 @@ row index, so the order is total, equal scores come out in a pseudo-random order
 uniformly over the catalogue, and the order does not depend on how the pool was cut
 into chunks.  NaN scores are never selected.
 
-Each numba thread scores its block of rows tile by tile (:func:`score_tile`) and keeps
-its best rows in a min-heap; :func:`top_k_blocks` merges the heaps of all blocks.
+The pool is cut into one block of rows per thread (:func:`in_blocks`, a thread pool
+running GIL-free kernels); each block is scored tile by tile (:func:`score_tile`) into
+a min-heap of its best rows (:func:`run_block`), and :func:`top_k_blocks` merges the
+heaps.
 """
 
 from __future__ import annotations
@@ -162,10 +164,10 @@ def run_block(
             score_tile(flat, M, N, C, i0, n, method, table, -np.inf, out[i0 : i0 + n], work)
         else:
             threshold = hs[0] if count == cap else -np.inf
-            score_tile(flat, M, N, C, i0, n, method, table, threshold, scores, work)
-            count = select_tile(
-                scores, n, i0, exclude, has_exclude, offset, seed, hs, hh, hi, count
-            )
+            if score_tile(flat, M, N, C, i0, n, method, table, threshold, scores, work):
+                count = select_tile(
+                    scores, n, i0, exclude, has_exclude, offset, seed, hs, hh, hi, count
+                )
     return count
 
 

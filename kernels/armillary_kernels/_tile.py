@@ -30,7 +30,8 @@ def score_tile(flat, M, N, C, i0, n, method, table, threshold, out, work):
     :func:`~armillary_kernels._prune.entropy_bound_table` for the (consensus) entropy.
     With a ``threshold`` above ``-inf`` (the minimum of a full top-k heap) the
     logarithmic measures may leave NaN in rows that provably cannot reach it (see
-    :mod:`armillary_kernels._prune`).
+    :mod:`armillary_kernels._prune`).  Returns the number of rows scored; 0 means
+    none can reach the threshold and ``out`` was left as it was.
     """
     floats, ints = work
     pruning = threshold > -np.inf
@@ -39,14 +40,16 @@ def score_tile(flat, M, N, C, i0, n, method, table, threshold, out, work):
     elif method == LEAST_CONFIDENCE:
         _margin_rows(member_tile(flat, N, C, 0, i0, n), out, True)
     elif method == ENTROPY and pruning:
-        entropy_pruned(member_tile(flat, N, C, 0, i0, n), threshold, table, out, floats, ints)
+        T = member_tile(flat, N, C, 0, i0, n)
+        return entropy_pruned(T, threshold, table, out, floats, ints)
     elif method == ENTROPY:
         _entropy_rows(flat, M, N, C, i0, n, out, floats, ints, False)
     elif method == VOTE_ENTROPY:
         _vote_entropy_rows(flat, M, N, C, i0, n, out, ints, table)
     elif method == CONSENSUS_ENTROPY and pruning:
-        consensus_entropy_pruned(flat, M, N, C, i0, n, threshold, table, out, floats, ints)
+        return consensus_entropy_pruned(flat, M, N, C, i0, n, threshold, table, out, floats, ints)
     elif method == CONSENSUS_ENTROPY:
         _entropy_rows(flat, M, N, C, i0, n, out, floats, ints, True)
     else:
-        max_disagreement_rows(flat, M, N, C, i0, n, threshold, out, floats, ints)
+        return max_disagreement_rows(flat, M, N, C, i0, n, threshold, out, floats, ints)
+    return n

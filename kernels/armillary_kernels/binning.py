@@ -340,14 +340,19 @@ def stat2d(x, y, values, limits, shape, statistic: str = "mean") -> tuple[np.nda
         )
 
     skipped = int(sum(in_blocks(kernel, n, n_blocks))) if n else 0
-    count = counts.sum(axis=0).reshape(nx, ny)
+    return _finish(statistic, mode, counts, acc, (nx, ny)), skipped
+
+
+def _finish(statistic: str, mode: int, counts, acc, shape) -> np.ndarray:
+    """Combine the blocks' grids into the statistic's grid."""
+    count = counts.sum(axis=0).reshape(shape)
     if statistic == "count":
-        return count, skipped
+        return count
     reduce = {_SUM: np.sum, _MIN: np.min, _MAX: np.max}[mode]
-    total = reduce(acc, axis=0).reshape(nx, ny)
+    total = reduce(acc, axis=0).reshape(shape)
     if statistic == "sum":
-        return total, skipped
+        return total
     with np.errstate(invalid="ignore", divide="ignore"):
         grid = total / count if statistic == "mean" else total
     grid[count == 0] = np.nan
-    return grid, skipped
+    return grid

@@ -75,24 +75,11 @@ def run_scores(P3: np.ndarray, code: int, table: np.ndarray) -> np.ndarray:
     out = np.empty(n, dtype=np.float64)
     flat = P3.reshape(-1)
 
+    measure = (flat, M, n, C)
+    no_selection = (_NO_MASK, False, 0, np.uint64(0), *_NO_HEAP, 0)
+
     def kernel(_b: int, start: int, stop: int) -> None:
-        run_block(
-            flat,
-            M,
-            n,
-            C,
-            start,
-            stop,
-            code,
-            table,
-            out,
-            _NO_MASK,
-            False,
-            0,
-            np.uint64(0),
-            *_NO_HEAP,
-            0,
-        )
+        run_block(*measure, start, stop, code, table, out, *no_selection)
 
     if n:
         in_blocks(kernel, n, _validate.n_blocks(n))
@@ -110,26 +97,11 @@ def run_top_k(P3, code, table, k, exclude, random_state, offset):
         return _empty()
     flat = P3.reshape(-1)
 
+    measure = (flat, M, n, C)
+    selection = (mask, has_exclude, offset, seed)
+
     def block(start: int, stop: int, hs, hh, hi) -> int:
-        return run_block(
-            flat,
-            M,
-            n,
-            C,
-            start,
-            stop,
-            code,
-            table,
-            _NO_SCORES,
-            mask,
-            has_exclude,
-            offset,
-            seed,
-            hs,
-            hh,
-            hi,
-            0,
-        )
+        return run_block(*measure, start, stop, code, table, _NO_SCORES, *selection, hs, hh, hi, 0)
 
     return top_k_blocks(block, n, k, _validate.n_blocks(n))
 

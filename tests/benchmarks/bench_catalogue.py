@@ -53,8 +53,7 @@ def write_fits(path, nrows, ncols, seed=0, chunk=1_000_000):
     from astropy.io import fits
 
     names = [f"c{k}" for k in range(ncols)]
-    table = fits.BinTableHDU.from_columns(
-        [fits.Column(name=n, format="E") for n in names], nrows=0)
+    table = fits.BinTableHDU.from_columns([fits.Column(name=n, format="E") for n in names], nrows=0)
     table.header["NAXIS2"] = nrows
     record = np.dtype([(n, ">f4") for n in names])
     rng = np.random.default_rng(seed)
@@ -64,8 +63,7 @@ def write_fits(path, nrows, ncols, seed=0, chunk=1_000_000):
         for start in range(0, nrows, chunk):
             rows = min(chunk, nrows - start)
             block = np.empty(rows, record)
-            block.view(">f4").reshape(rows, ncols)[:] = rng.random((rows, ncols),
-                                                                   dtype=np.float32)
+            block.view(">f4").reshape(rows, ncols)[:] = rng.random((rows, ncols), dtype=np.float32)
             out.write(block.tobytes())
         out.write(b"\0" * (-out.tell() % 2880))
     return nrows * record.itemsize
@@ -82,8 +80,9 @@ class SyntheticReader:
         self.nrows = nrows
         self.meta = {}
         self.seed = seed
-        self.columns = {f"f{k}": Column(np.dtype(np.float32), False, None, None, f"f{k}")
-                        for k in range(ncols)}
+        self.columns = {
+            f"f{k}": Column(np.dtype(np.float32), False, None, None, f"f{k}") for k in range(ncols)
+        }
 
     def chunks(self, names=None, chunk_rows=262_144):
         names = list(self.columns if names is None else names)
@@ -137,8 +136,7 @@ def child_convert(args):
     overhead = _warm(args["scratch"])
     base = _rss_mb()
     start = time.perf_counter()
-    cat = open_catalogue(args["path"], id_column=None, cache_dir=args["cache_dir"],
-                         progress=False)
+    cat = open_catalogue(args["path"], id_column=None, cache_dir=args["cache_dir"], progress=False)
     seconds = time.perf_counter() - start
     assert len(cat) == args["rows"]
     return {"seconds": seconds, "rss": _rss_mb(), "base": base, "overhead": overhead}
@@ -150,8 +148,9 @@ def child_reopen(args):
     _warm(args["scratch"])
     base = _rss_mb()
     start = time.perf_counter()
-    cat = open_catalogue(args["path"], id_column=None, cache_dir=args.get("cache_dir"),
-                         progress=False)
+    cat = open_catalogue(
+        args["path"], id_column=None, cache_dir=args.get("cache_dir"), progress=False
+    )
     seconds = time.perf_counter() - start
     assert len(cat) == args["rows"]
     return {"seconds": seconds, "rss": _rss_mb(), "base": base}
@@ -163,9 +162,12 @@ def child_generate(args):
     _warm(args["scratch"])
     base = _rss_mb()
     reader = SyntheticReader(args["rows"], BIG_COLUMNS)
-    attrs = {"armillary_fingerprint": f"synthetic-{args['rows']}",
-             "armillary_source": "synthetic", "armillary_cache_version": CACHE_VERSION,
-             "armillary_format": reader.format}
+    attrs = {
+        "armillary_fingerprint": f"synthetic-{args['rows']}",
+        "armillary_source": "synthetic",
+        "armillary_cache_version": CACHE_VERSION,
+        "armillary_format": reader.format,
+    }
     start = time.perf_counter()
     build_cache(reader, Path(args["path"]), attrs, progress=False)
     return {"seconds": time.perf_counter() - start, "rss": _rss_mb(), "base": base}
@@ -187,8 +189,13 @@ def child_pass(args):
     return {"seconds": seconds, "rss": _rss_mb(), "base": base}
 
 
-CHILDREN = {"astropy": child_astropy, "convert": child_convert, "reopen": child_reopen,
-            "generate": child_generate, "pass": child_pass}
+CHILDREN = {
+    "astropy": child_astropy,
+    "convert": child_convert,
+    "reopen": child_reopen,
+    "generate": child_generate,
+    "pass": child_pass,
+}
 
 
 def run_child(task, repeat=1, before=None, **args):
@@ -197,8 +204,12 @@ def run_child(task, repeat=1, before=None, **args):
     for _ in range(repeat):
         if before is not None:
             before()
-        done = subprocess.run([sys.executable, __file__, "--child", task, json.dumps(args)],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", task, json.dumps(args)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode:
             sys.exit(f"child {task} failed:\n{done.stdout}\n{done.stderr}")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -223,45 +234,80 @@ def measure(folder, rows, big_rows, repeat):
     write_fits(scratch / "tiny.fits", 10, 2)
     common = {"path": str(fits_path), "rows": rows, "scratch": str(scratch)}
     astropy = run_child("astropy", repeat, tiny=str(scratch / "tiny.fits"), **common)
-    convert = run_child("convert", repeat, before=lambda: shutil.rmtree(cache_dir, True),
-                        cache_dir=str(cache_dir), **common)
+    convert = run_child(
+        "convert",
+        repeat,
+        before=lambda: shutil.rmtree(cache_dir, True),
+        cache_dir=str(cache_dir),
+        **common,
+    )
     reopen = run_child("reopen", repeat, cache_dir=str(cache_dir), **common)
     big = folder / "big.armillary.hdf5"
     big_mb = big_rows * BIG_COLUMNS * 4 / 1e6
     generate = run_child("generate", 1, path=str(big), rows=big_rows, scratch=str(scratch))
     opened = run_child("reopen", repeat, path=str(big), rows=big_rows, scratch=str(scratch))
-    passed = run_child("pass", 1, path=str(big), rows=big_rows, scratch=str(scratch),
-                       order="C")
-    passed_f = run_child("pass", 1, path=str(big), rows=big_rows, scratch=str(scratch),
-                         order="F")
+    passed = run_child("pass", 1, path=str(big), rows=big_rows, scratch=str(scratch), order="C")
+    passed_f = run_child("pass", 1, path=str(big), rows=big_rows, scratch=str(scratch), order="F")
     return locals()
 
 
 def report(m, rows, big_rows):
     small = f"{rows / 1e6:g}M x {SMALL_COLUMNS} float32 FITS ({m['data_mb']:.0f} MB)"
     big = f"{big_rows / 1e6:g}M x {BIG_COLUMNS} float32 cache ({m['big_mb']:.0f} MB)"
-    lines = [f"Catalogue benchmark: {small}; {big}", "",
-             f"| {'step':<44} | {'time s':>8} | {'MB/s':>8} | {'peak RSS':>9} | note",
-             f"|{'-' * 46}|{'-' * 10}|{'-' * 10}|{'-' * 11}|------",
-             _row("astropy Table.read (reference)", m["astropy"]["seconds"], m["data_mb"],
-                  m["astropy"]["rss"], f"after imports {m['astropy']['base']:.0f} MB"),
-             _row("open_catalogue: convert FITS -> cache", m["convert"]["seconds"],
-                  m["data_mb"], m["convert"]["rss"],
-                  f"after imports {m['convert']['base']:.0f} MB"),
-             _row("  one-time imports + vaex plugins (excluded)",
-                  m["convert"]["overhead"], None, None, "first open in a process"),
-             _row("open_catalogue: reopen from cache", m["reopen"]["seconds"], None,
-                  m["reopen"]["rss"]),
-             _row(f"generate {big_rows / 1e6:g}M-row cache (same writer)",
-                  m["generate"]["seconds"], m["big_mb"], m["generate"]["rss"]),
-             _row(f"open_catalogue: open {big_rows / 1e6:g}M-row cache",
-                  m["opened"]["seconds"], None, m["opened"]["rss"]),
-             _row(f"iter_chunks: full pass, {BIG_COLUMNS} columns", m["passed"]["seconds"],
-                  m["big_mb"], m["passed"]["rss"],
-                  f"after open {m['passed']['base']:.0f} MB; C-order blocks + sums"),
-             _row("  the same, order='F' (columns read in place)", m["passed_f"]["seconds"],
-                  m["big_mb"], m["passed_f"]["rss"],
-                  f"after open {m['passed_f']['base']:.0f} MB")]
+    lines = [
+        f"Catalogue benchmark: {small}; {big}",
+        "",
+        f"| {'step':<44} | {'time s':>8} | {'MB/s':>8} | {'peak RSS':>9} | note",
+        f"|{'-' * 46}|{'-' * 10}|{'-' * 10}|{'-' * 11}|------",
+        _row(
+            "astropy Table.read (reference)",
+            m["astropy"]["seconds"],
+            m["data_mb"],
+            m["astropy"]["rss"],
+            f"after imports {m['astropy']['base']:.0f} MB",
+        ),
+        _row(
+            "open_catalogue: convert FITS -> cache",
+            m["convert"]["seconds"],
+            m["data_mb"],
+            m["convert"]["rss"],
+            f"after imports {m['convert']['base']:.0f} MB",
+        ),
+        _row(
+            "  one-time imports + vaex plugins (excluded)",
+            m["convert"]["overhead"],
+            None,
+            None,
+            "first open in a process",
+        ),
+        _row("open_catalogue: reopen from cache", m["reopen"]["seconds"], None, m["reopen"]["rss"]),
+        _row(
+            f"generate {big_rows / 1e6:g}M-row cache (same writer)",
+            m["generate"]["seconds"],
+            m["big_mb"],
+            m["generate"]["rss"],
+        ),
+        _row(
+            f"open_catalogue: open {big_rows / 1e6:g}M-row cache",
+            m["opened"]["seconds"],
+            None,
+            m["opened"]["rss"],
+        ),
+        _row(
+            f"iter_chunks: full pass, {BIG_COLUMNS} columns",
+            m["passed"]["seconds"],
+            m["big_mb"],
+            m["passed"]["rss"],
+            f"after open {m['passed']['base']:.0f} MB; C-order blocks + sums",
+        ),
+        _row(
+            "  the same, order='F' (columns read in place)",
+            m["passed_f"]["seconds"],
+            m["big_mb"],
+            m["passed_f"]["rss"],
+            f"after open {m['passed_f']['base']:.0f} MB",
+        ),
+    ]
     return "\n".join([*lines, "", *_verdicts(m, big_rows)])
 
 
@@ -270,15 +316,25 @@ def _verdicts(m, big_rows):
     reference = m["data_mb"] / m["astropy"]["seconds"]
     rss = max(m["convert"]["rss"], m["passed"]["rss"], m["passed_f"]["rss"])
     checks = [
-        (f"reopen a {big_rows / 1e6:g}M-row catalogue < {TARGET_REOPEN_S:g} s",
-         m["opened"]["seconds"] < TARGET_REOPEN_S, f"{m['opened']['seconds']:.3f} s"),
-        (f"peak RSS < {TARGET_RSS_MB} MB (conversion, full pass)", rss < TARGET_RSS_MB,
-         f"{rss:.0f} MB"),
-        ("conversion throughput >= astropy read", ours >= reference,
-         f"{ours:.0f} vs {reference:.0f} MB/s"),
+        (
+            f"reopen a {big_rows / 1e6:g}M-row catalogue < {TARGET_REOPEN_S:g} s",
+            m["opened"]["seconds"] < TARGET_REOPEN_S,
+            f"{m['opened']['seconds']:.3f} s",
+        ),
+        (
+            f"peak RSS < {TARGET_RSS_MB} MB (conversion, full pass)",
+            rss < TARGET_RSS_MB,
+            f"{rss:.0f} MB",
+        ),
+        (
+            "conversion throughput >= astropy read",
+            ours >= reference,
+            f"{ours:.0f} vs {reference:.0f} MB/s",
+        ),
     ]
-    return [f"target: {text:<52} {'met' if ok else 'MISSED'} ({value})"
-            for text, ok, value in checks]
+    return [
+        f"target: {text:<52} {'met' if ok else 'MISSED'} ({value})" for text, ok, value in checks
+    ]
 
 
 def main(argv=None):

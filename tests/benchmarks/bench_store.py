@@ -63,11 +63,15 @@ def commit_latency(folder: Path, n: int, synchronous: str) -> tuple[float, float
 def write_catalogue(path: Path, n: int, string_ids: bool, seed: int) -> Path:
     """A Parquet catalogue of n rows: ids, one magnitude, and a label column (0-2)."""
     rng = np.random.default_rng(seed)
-    ids = (pa.array(np.char.add("SRC J", np.arange(n).astype(str)).astype(object))
-           if string_ids else pa.array(np.arange(n, dtype=np.int64) * 7 + 1_000_000))
+    ids = (
+        pa.array(np.char.add("SRC J", np.arange(n).astype(str)).astype(object))
+        if string_ids
+        else pa.array(np.arange(n, dtype=np.int64) * 7 + 1_000_000)
+    )
     labels = rng.integers(0, 3, n).astype(np.int16)
-    pq.write_table(pa.table({"ID": ids, "r": rng.normal(20, 1, n).astype(np.float32),
-                             "labels": labels}), path)
+    pq.write_table(
+        pa.table({"ID": ids, "r": rng.normal(20, 1, n).astype(np.float32), "labels": labels}), path
+    )
     return path
 
 
@@ -77,8 +81,9 @@ def bulk_import(folder: Path) -> tuple[int, float]:
     catalogue = open_catalogue(path, cache_dir=folder)
     store = LabelStore(folder / "import.sqlite", classes=CLASSES)
     start = time.perf_counter()
-    written = import_label_column(store, catalogue, "labels",
-                                  {0: "Star", 1: "Galaxy", 2: "QSO"}, annotator="bench")
+    written = import_label_column(
+        store, catalogue, "labels", {0: "Star", 1: "Galaxy", 2: "QSO"}, annotator="bench"
+    )
     took = time.perf_counter() - start
     store.close()
     return len(written), took
@@ -87,8 +92,7 @@ def bulk_import(folder: Path) -> tuple[int, float]:
 def masks(folder: Path, string_ids: bool) -> dict[str, Any]:
     """Current labels and masks of a 10M-row catalogue with 100k events: (wall, CPU) s."""
     kind = "str" if string_ids else "int"
-    path = write_catalogue(folder / f"ten-million-{kind}.parquet", 10_000_000, string_ids,
-                           seed=2)
+    path = write_catalogue(folder / f"ten-million-{kind}.parquet", 10_000_000, string_ids, seed=2)
     catalogue = open_catalogue(path, cache_dir=folder)
     ids = catalogue.ids
     rng = np.random.default_rng(3)
@@ -96,14 +100,23 @@ def masks(folder: Path, string_ids: bool) -> dict[str, Any]:
     store = LabelStore(store_path, classes=CLASSES)
     for act in range(87):  # 87,000 events: bulk selections of 1,000 rows
         rows = ids[rng.integers(0, len(ids), 1000)]
-        store.append_many("bulk_label", rows, rng.choice(CLASSES, 1000).astype(object),
-                          selection_id=f"sel-{act}", **WHO)
+        store.append_many(
+            "bulk_label",
+            rows,
+            rng.choice(CLASSES, 1000).astype(object),
+            selection_id=f"sel-{act}",
+            **WHO,
+        )
     store.undo(**WHO)  # 2,000 undo events
     store.undo(**WHO)
     for k in range(1000):  # 1,000 single acts, each its own fsynced commit
         act = ("label", "unsure", "skip", "test_label")[k % 4]
-        store.append(act, ids[rng.integers(0, len(ids))],
-                     CLASSES[k % 3] if act in ("label", "test_label") else None, **WHO)
+        store.append(
+            act,
+            ids[rng.integers(0, len(ids))],
+            CLASSES[k % 3] if act in ("label", "test_label") else None,
+            **WHO,
+        )
     store.append_many("label", ids[rng.integers(0, len(ids), 10_000)], "Galaxy", **WHO)
     n_events = store.n_events
     store.close()
@@ -148,33 +161,43 @@ def _ms(lap: tuple[float, float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="folder for the files (default: a temporary folder)")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="folder for the files (default: a temporary folder)"
+    )
     parser.add_argument("--commits", type=int, default=2000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, load average {load}; "
-              f"SQLite {sqlite3.sqlite_version}; folder {folder}")
+        print(
+            f"machine: {platform.platform()}, {os.cpu_count()} CPUs, load average {load}; "
+            f"SQLite {sqlite3.sqlite_version}; folder {folder}"
+        )
         for sync in ("FULL", "NORMAL"):
             median, p99, worst = commit_latency(folder, args.commits, sync)
             note = " (the store's setting)" if sync == "FULL" else " (comparison only)"
-            print(f"single-label commit, WAL + synchronous={sync}{note}: "
-                  f"median {median:.3f} ms, p99 {p99:.3f} ms, max {worst:.1f} ms "
-                  f"over {args.commits} appends")
+            print(
+                f"single-label commit, WAL + synchronous={sync}{note}: "
+                f"median {median:.3f} ms, p99 {p99:.3f} ms, max {worst:.1f} ms "
+                f"over {args.commits} appends"
+            )
         n, took = bulk_import(folder)
-        print(f"bulk import of {n:,} catalogue labels (import_label_column, one act): "
-              f"{took:.2f} s = {n / took:,.0f} events/s")
+        print(
+            f"bulk import of {n:,} catalogue labels (import_label_column, one act): "
+            f"{took:.2f} s = {n / took:,.0f} events/s"
+        )
         for string_ids in (False, True):
             r = masks(folder, string_ids)
             ids = "string ids" if string_ids else "int64 ids"
-            print(f"10M-row catalogue ({ids}), {r['events']:,} events, {r['rows']:,} rows "
-                  f"with a state: current labels + masks cold {_ms(r['cold'])} "
-                  f"(new LabelStore + Pool + masks()), after one more label "
-                  f"{_ms(r['warm'])} (Pool.refresh + masks()); full current() DataFrame "
-                  f"cold {_ms(r['frame_cold'])}, after one more label "
-                  f"{_ms(r['frame_warm'])}")
+            print(
+                f"10M-row catalogue ({ids}), {r['events']:,} events, {r['rows']:,} rows "
+                f"with a state: current labels + masks cold {_ms(r['cold'])} "
+                f"(new LabelStore + Pool + masks()), after one more label "
+                f"{_ms(r['warm'])} (Pool.refresh + masks()); full current() DataFrame "
+                f"cold {_ms(r['frame_cold'])}, after one more label "
+                f"{_ms(r['frame_warm'])}"
+            )
+
 
 if __name__ == "__main__":
     main()
