@@ -152,11 +152,13 @@ def test_act_stays_pending_until_the_kernel_commits_it(lab, browser):
     time.sleep(1.0)  # let the kernel start sleeping before the key press
     page.locator(PANE).focus()
     page.keyboard.press("s")
-    newest = page.locator(f"{PANE} .arm-log li").first
-    newest.wait_for(timeout=5_000)
-    assert "arm-pending" in newest.get_attribute("class")
-    assert skipped in newest.inner_text()
-    assert "pending" in newest.inner_text().lower()
+    # The log already lists earlier (saved) acts: wait for this one, pending.
+    text = page.wait_for_function(
+        f"() => document.querySelector('{PANE} .arm-log li.arm-pending')?.textContent",
+        timeout=5_000,
+    ).json_value()
+    assert skipped in text
+    assert "pending" in text.lower()
     busy.join()
     page.wait_for_selector(f"{PANE} .arm-log li.arm-saved:first-child", timeout=30_000)
     assert page.locator(f"{PANE} .arm-log li.arm-pending").count() == 0
