@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
 import hashlib
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -12,11 +10,6 @@ import numpy as np
 
 from armillary.catalogue import Catalogue
 from armillary.errors import ArmillaryError, ColumnNotFoundError, UnknownClassError
-
-
-def default_annotator() -> str:
-    """``JUPYTERHUB_USER`` when set (JupyterHub), else the operating-system user."""
-    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
 
 
 def check_classes(classes: Sequence[str]) -> list[str]:

@@ -29,10 +29,10 @@ from armillary._setup import (
     check_columns,
     check_features,
     check_label_column,
-    default_annotator,
     default_colours,
     feature_report,
 )
+from armillary._store_values import default_annotator
 from armillary.catalogue import Catalogue, open_catalogue
 from armillary.errors import UnknownIdError
 from armillary.evaluation import Evaluation
