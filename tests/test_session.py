@@ -41,9 +41,14 @@ def label_each_class(session, rows_of_each_class, truth, per_class, seed=0) -> l
     return [i for name in rows for i in label_rows(session, rows[name], truth)]
 
 
+def human_events(store: LabelStore) -> int:
+    """Events people made (the catalogue's own labels, recorded on open, left out)."""
+    return len(store.events(provenance="human"))
+
+
 def store_events(path: Path) -> int:
     with LabelStore(path) as store:
-        return store.n_events
+        return human_events(store)
 
 
 # -- construction -----------------------------------------------------------------------
@@ -180,7 +185,7 @@ def test_label_writes_an_event_with_annotator_and_utc_time(session):
     assert event.note == "edge-on"
     assert event.time.utcoffset().total_seconds() == 0
     assert before <= event.time <= after
-    assert session.store.n_events == 1
+    assert human_events(session.store) == 1
 
     labels = session.labels
     assert list(labels.columns[:4]) == ["id", "label", "annotator", "time"]
@@ -232,9 +237,9 @@ def test_undo_reverses_the_last_act(session):
     assert session.counts["labelled"] == 0
     assert first.id in session.query(len(session))
 
-    events = session.store.n_events
+    events = human_events(session.store)
     assert session.undo() is None
-    assert session.store.n_events == events
+    assert human_events(session.store) == events
 
 
 def test_undo_brings_back_an_earlier_label(session):
@@ -250,7 +255,7 @@ def test_undo_brings_back_an_earlier_label(session):
 
 def test_undo_with_nothing_to_undo_returns_none(session):
     assert session.undo() is None
-    assert session.store.n_events == 0
+    assert human_events(session.store) == 0
 
 
 # -- bad input ---------------------------------------------------------------------------
@@ -261,7 +266,7 @@ def test_unknown_class_is_refused_and_nothing_written(session):
     session.label(candidate.id, "Star")
     with pytest.raises(UnknownClassError, match=r"'Planet'.*Star, Galaxy, QSO"):
         session.label(session.next().id, "Planet")
-    assert session.store.n_events == 1
+    assert human_events(session.store) == 1
     assert session.counts["labelled"] == 1
 
 
@@ -273,7 +278,7 @@ def test_unknown_id_is_refused_and_nothing_written(session, action):
         getattr(session, action)(missing, *args)
     with pytest.raises(UnknownIdError, match="42"):
         getattr(session, action)(42, *args)  # this catalogue's ids are strings
-    assert session.store.n_events == 0
+    assert human_events(session.store) == 0
     assert session.counts["labelled"] + session.counts["unsure"] + session.counts["skipped"] == 0
 
 
@@ -505,4 +510,35 @@ def test_labels_survive_close_and_a_new_session(make_session, catalogue_path, tm
     assert again.next().id not in acted
     assert not set(again.query(50)) & acted
     assert again.undo() is None  # another session's acts are not this one's to undo
-    assert again.store.n_events == 6
+    assert human_events(again.store) == 6
+
+
+def test_the_learning_curve_never_steps_back_when_refits_race(
+    make_session, rows_of_each_class, truth
+):
+    """A blocking refresh() racing the background trainer: rows stay in version order."""
+    session = make_session(queue_size=20)
+    rows = rows_of_each_class(6, seed=5)
+    order = [int(r) for group in zip(*rows.values(), strict=True) for r in group]
+    for pos in order:
+        label_rows(session, [pos], truth)
+        session.refresh()  # the background trainer is woken by the same label
+    assert session.wait_for_model(session.model_version)
+    rounds = session.metrics[session.metrics["split"] == "validation"]
+    versions = rounds["model_version"].to_numpy()
+    assert len(versions) >= 2
+    assert (np.diff(versions) > 0).all()
+    assert rounds["round"].tolist() == list(range(1, len(rounds) + 1))
+    # A model that arrives after a newer one was scored is not logged.
+    before = len(session.metrics)
+    session.evaluation.on_model(session.model, int(versions[-1]))
+    assert len(session.metrics) == before
+
+
+def test_model_and_version_are_read_together(make_session, rows_of_each_class, truth):
+    session = make_session(queue_size=20)
+    assert session.model_and_version() == (None, 0)
+    label_each_class(session, rows_of_each_class, truth, per_class=3)
+    version = session.refresh()
+    model, seen = session.model_and_version()
+    assert model is session.model and seen == version >= 1

@@ -95,3 +95,47 @@ def test_import_astronomical_test_set(session, tmp_path):
     assert session.counts["test"] + session.counts["labelled"] + session.counts["unsure"] >= 3
     assert ids[0] not in session.query(200)
     assert np.isin([ids[0], ids[1]], session.test_set()["id"]).all()
+
+
+def test_label_many_names_its_selection_when_not_told(session):
+    ids = [session.catalogue.id_at(p) for p in (3, 4)]
+    session.label_many(ids, "Star")
+    history = session.history(ids[0])
+    selection = history["selection_id"].iloc[-1]
+    assert selection.startswith("selection-") and len(selection) > len("selection-")
+    assert session.history(ids[1])["selection_id"].iloc[-1] == selection
+
+
+def test_catalogue_labels_are_recorded_once_as_their_own_provenance(make_session):
+    session = make_session()
+    truth = session.catalogue_codes()
+    known = np.flatnonzero(truth >= 0)
+    assert known.size > 0
+    recorded = session.store.current("catalogue")
+    assert len(recorded) == known.size
+    expected = {session.catalogue.id_at(int(p)): session.classes[truth[p]] for p in known}
+    assert dict(zip(recorded["id"], recorded["label"], strict=True)) == expected
+    assert (recorded["source"] == f"{session.catalogue.name}:{session.label_column}").all()
+    # Never human labels: not in .labels, not in the masks, not undone by this session.
+    assert session.labels.empty
+    assert session.counts["labelled"] == 0
+    assert session.undo() is None
+    events = session.store.n_events
+    session.close()
+    again = make_session()  # a reopen writes nothing new
+    assert again.store.n_events == events
+    both = again.store.current("catalogue")
+    assert len(both) == known.size
+
+
+def test_export_can_carry_both_provenances(make_session, tmp_path):
+    session = make_session()
+    first = session.catalogue.id_at(7)
+    session.label(first, "QSO")
+    path = session.export(tmp_path / "all.csv", provenance=("human", "catalogue"))
+    table = Table.read(path)
+    human = table[table["provenance"] == "human"]
+    assert [str(i) for i in human[session.catalogue.id_column]] == [str(first)]
+    assert list(human["label"]) == ["QSO"]
+    catalogue = table[table["provenance"] == "catalogue"]
+    assert len(catalogue) == int((session.catalogue_codes() >= 0).sum())

@@ -50,6 +50,7 @@ class Evaluation:
         self._agreements: list[mt.Agreement] = []
         self._advice = ""
         self._rounds = 0
+        self._scored_version = 0
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -60,10 +61,18 @@ class Evaluation:
         return self._advice
 
     def on_model(self, model: Learner, version: int) -> None:
-        """Score a new model (called by the trainer when it publishes one)."""
+        """Score a new model (called by the trainer when it publishes one).
+
+        Models are scored in version order: a model that reaches here after a newer one
+        (a blocking ``refresh()`` racing the background trainer) is skipped, so the
+        learning curve and the stop-set agreements never step backwards.
+        """
         session = self.session
         X = session._X
         with self._lock:
+            if version <= self._scored_version:
+                return
+            self._scored_version = version
             self._rounds += 1
             pred = model.predict(X[self.stop]) if self.stop.size else np.empty(0, np.int64)
             agreement = None
@@ -89,7 +98,7 @@ class Evaluation:
     def evaluate(self, split: str = "test") -> dict[str, Any]:
         """Score the current model on ``"validation"`` or ``"test"`` now, and log it."""
         session = self.session
-        model = session.model
+        model, version = session.model_and_version()
         if split == "curated":
             rows, truth = session.curated_rows()
         else:
@@ -109,7 +118,7 @@ class Evaluation:
                 scores,
                 round=self._rounds,
                 n_labels=model.n_labels_,
-                model_version=session.model_version,
+                model_version=version,
                 split=split,
             )
 
@@ -151,7 +160,7 @@ class Evaluation:
         from armillary.model_io import save_model
 
         session = self.session
-        model = session.model
+        model, version = session.model_and_version()
         if model is None:
             raise ValueError("no model yet: label sources of at least two classes first")
         objects = {
@@ -168,7 +177,7 @@ class Evaluation:
             "strategy": _describe(session.strategy),
             "random_state": session.random_state,
             "n_labels": int(model.n_labels_),
-            "model_version": session.model_version,
+            "model_version": version,
             "catalogue": session.catalogue.name,
             "armillary": __version__,
         }

@@ -37,16 +37,17 @@ from armillary.catalogue import Catalogue, open_catalogue
 from armillary.errors import UnknownIdError
 from armillary.evaluation import Evaluation
 from armillary.learners import Learner, learner_name
+from armillary.pool import Pool
 from armillary.session_io import LabelsMixin
 from armillary.store import LabelStore
 from armillary.trainer import CHUNK_ROWS, Settings, Snapshot, Trainer
 
-#: Status codes of pool rows (the session's bookkeeping over the full catalogue).
+#: Availability codes of catalogue rows: the :class:`~armillary.pool.Pool`'s statuses
+#: (which come from the label store) overlaid with the rows this session keeps out of
+#: the pool itself (held out for validation and test, or lacking features).
 POOL, LABELLED, UNSURE, SKIPPED, HELD_OUT, NO_FEATURES, TEST = 0, 1, 2, 3, 4, 5, 6
-_KIND_STATUS = {
-    "label": LABELLED, "relabel": LABELLED, "bulk_label": LABELLED, "unsure": UNSURE,
-    "skip": SKIPPED, "test": TEST, "test_label": TEST,
-}  # fmt: skip
+#: Session code of each Pool status (UNLABELLED, LABELLED, UNSURE, SKIPPED, TEST).
+_FROM_POOL = np.array([POOL, LABELLED, UNSURE, SKIPPED, TEST], dtype=np.int8)
 MISSING = ("impute", "exclude")
 
 
@@ -161,13 +162,14 @@ class Session(LabelsMixin):
         self._X = self.catalogue.to_numpy(self.features, dtype=np.float32)
         self.report = feature_report(catalogue, self.features, self._X, missing)
         self.store = self._open_store(store)
+        self._record_catalogue_labels()
+        self.pool = Pool(self.store, catalogue, classes=self.classes)
         self._lock = threading.RLock()
         self._status = np.zeros(len(catalogue), dtype=np.int8)
-        self._label_of: dict[int, int] = {}
         self._labels_version = 0
         self.evaluation = Evaluation(self, validation=validation, test=test)
         self._mark_unavailable()
-        self._load_state()
+        self._sync(full=True)
         settings = Settings(
             learner=learner,
             scheme=scheme,
@@ -200,6 +202,25 @@ class Session(LabelsMixin):
             id_column=self.catalogue.id_column,
         )
 
+    def _record_catalogue_labels(self) -> None:
+        """Write the label column into the store as provenance ``"catalogue"``, once.
+
+        Only labels the store does not hold yet are written (none on a reopen). They
+        never enter training, the pool masks or :attr:`labels`; exports include them
+        with ``provenance=("human", "catalogue")``, told apart by a column.
+        """
+        if self.label_column is None or self.store.readonly:
+            return
+        from armillary.labels_io import import_label_column
+
+        import_label_column(
+            self.store,
+            self.catalogue,
+            self.label_column,
+            self.label_map or None,  # without a map, the column holds class names
+            annotator=self.annotator,  # who opened it; its own import session id, so
+        )  # that this session's undo never reverses the import
+
     def _mark_unavailable(self) -> None:
         """Held-out rows and (with ``missing="exclude"``) rows lacking features."""
         self._unavailable = np.zeros(len(self.catalogue), dtype=np.int8)
@@ -207,30 +228,24 @@ class Session(LabelsMixin):
         if self.missing == "exclude":
             self._unavailable[~np.isfinite(self._X).all(axis=1)] = NO_FEATURES
 
-    def _load_state(self) -> None:
-        """Rebuild the pool masks from the store's current labels."""
-        self._status[:] = self._unavailable
-        self._label_of.clear()
-        current = self.store.current()
-        if current.empty:
-            return
-        positions = self.catalogue.index_of(current["id"].to_numpy())
-        for pos, kind, label in zip(positions, current["kind"], current["label"], strict=True):
-            self._set_row(int(pos), kind, label)
+    def _sync(self, *, full: bool = False) -> None:
+        """Bring the availability codes in step with the pool (and so the store).
 
-    def _set_row(self, pos: int, kind: str | None, label: str | None) -> None:
-        if self._unavailable[pos] == HELD_OUT:  # validation and test are never trained on
-            self._status[pos] = HELD_OUT
-            self._label_of.pop(pos, None)
+        After one act only the rows the pool rewrote are touched, so a label costs the
+        same on a 10-million-row catalogue as on a small one. Held-out rows stay held
+        out whatever their label: validation and test are never trained on.
+        """
+        changed = self.pool.refresh()
+        if full:
+            rows: Any = slice(None)
+        elif changed:
+            rows = self.pool.changed
+        else:
             return
-        if kind in _KIND_STATUS:
-            self._status[pos] = _KIND_STATUS[kind]
-        else:
-            self._status[pos] = self._unavailable[pos]
-        if _KIND_STATUS.get(kind) == LABELLED and label in self.classes:
-            self._label_of[pos] = self.classes.index(label)
-        else:
-            self._label_of.pop(pos, None)
+        status = _FROM_POOL[self.pool.status[rows]]
+        unavailable = self._unavailable[rows]
+        keep_out = (status == POOL) | (unavailable == HELD_OUT)
+        self._status[rows] = np.where(keep_out, unavailable, status)
 
     # ------------------------------------------------------------------ reading
     def __len__(self) -> int:
@@ -245,6 +260,11 @@ class Session(LabelsMixin):
     def model(self) -> Learner | None:
         """The latest fitted :class:`~armillary.learners.Learner` (``None`` before one)."""
         return self._trainer.model
+
+    def model_and_version(self) -> tuple[Learner | None, int]:
+        """The latest model and the version of the queue it made, read together."""
+        with self._trainer._publish_lock:
+            return self._trainer.model, self._trainer.queue.version
 
     @property
     def labels(self) -> pd.DataFrame:
@@ -276,7 +296,8 @@ class Session(LabelsMixin):
         if self.label_column is None:
             return np.full(len(self.catalogue), -1, dtype=np.int64)
         raw = pd.Series(self.catalogue.column(self.label_column))
-        lookup = {code: self.classes.index(name) for code, name in self.label_map.items()}
+        mapping = self.label_map or {name: name for name in self.classes}  # names as codes
+        lookup = {code: self.classes.index(name) for code, name in mapping.items()}
         return raw.map(lookup).fillna(-1).to_numpy(dtype=np.int64)
 
     def catalogue_labels(self) -> pd.DataFrame:
@@ -405,7 +426,7 @@ class Session(LabelsMixin):
                 score=score,
                 note=note,
             )
-            self._set_row(pos, kind, cls)
+            self._sync()
             self._labels_version += 1
         self._trainer.wake()
         return event
@@ -431,18 +452,7 @@ class Session(LabelsMixin):
             event = self.store.undo(annotator=self.annotator, session_id=self.session_id)
             if event is None:
                 return None
-            if event.kind == "bulk_label":  # one act over many rows
-                self._load_state()
-                self._labels_version += 1
-                self._trainer.wake()
-                return event
-            pos = self._position(event.row_id)
-            current = self.store.current(columns=["id", "kind", "label", "event_id", "event_kind"])
-            row = current[current["id"].astype(str) == str(event.row_id)]
-            if row.empty:
-                self._set_row(pos, None, None)
-            else:
-                self._set_row(pos, row["kind"].iloc[-1], row["label"].iloc[-1])
+            self._sync()
             self._labels_version += 1
         self._trainer.wake()
         return event
@@ -451,11 +461,12 @@ class Session(LabelsMixin):
     def snapshot(self) -> Snapshot:
         """The labels and pool mask at this moment (what the trainer fits on)."""
         with self._lock:
-            items = sorted(self._label_of.items())
+            positions, codes = self.pool.training()
+            trained = self._status[positions] == LABELLED  # not held out
             return Snapshot(
                 labels_version=self._labels_version,
-                positions=np.array([p for p, _ in items], dtype=np.int64),
-                codes=np.array([c for _, c in items], dtype=np.int64),
+                positions=positions[trained],
+                codes=codes[trained],
                 exclude=self._status != POOL,
             )
 

@@ -4,6 +4,7 @@ import and export. Mixed into :class:`armillary.session.Session`."""
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,17 @@ class LabelsMixin:
     test_mode: bool = False
 
     def label_many(self, ids: Any, cls: str, *, selection_id: str | None = None) -> range:
-        """Label many rows as one act (one undo reverses it all), e.g. a plot selection."""
+        """Label many rows as one act (one undo reverses it all), e.g. a plot selection.
+
+        ``selection_id`` names the selection in the log (default: a fresh
+        ``"selection-<hex>"``), so that the act can be told apart from others later.
+        """
         self._check_class(cls)
         ids = list(ids)
         positions = [self._position(i) for i in ids]  # every id checked before writing
         row_ids = [self.catalogue.id_at(p) for p in positions]
+        if selection_id is None:
+            selection_id = f"selection-{uuid.uuid4().hex[:12]}"
         with self._lock:
             events = self.store.append_many(
                 "bulk_label", row_ids, cls, annotator=self.annotator,
@@ -86,7 +93,7 @@ class LabelsMixin:
     def _reload(self) -> None:
         """Rebuild the masks from the store (after acts that touch many rows)."""
         with self._lock:
-            self._load_state()
+            self._sync()
             self._labels_version += 1
         self._trainer.wake()
 

@@ -129,7 +129,8 @@ def test_quickstart_docks_pane_and_labels_reach_the_store(lab, browser):
 
     with sqlite3.connect(result["store"]) as db:
         rows = db.execute(
-            "SELECT row_id, kind, label, annotator FROM events ORDER BY event_id"
+            "SELECT row_id, kind, label, annotator FROM events "
+            "WHERE provenance = 'human' ORDER BY event_id"
         ).fetchall()
     assert [(r[0], r[1], r[2]) for r in rows] == [
         (first, "label", "Star"),
