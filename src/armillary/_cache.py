@@ -6,7 +6,9 @@ whose size or type only the data can tell (strings, possible nulls, a stream's r
 everything when optimising), then the conversion. The cache is an HDF5 file in vaex's
 layout whose datasets are allocated up front (contiguous, never filled) and then written
 with plain file writes at their offsets, so the conversion runs at disk speed with a few
-chunks in memory. It is written under a temporary name and renamed when complete.
+chunks in memory. The id column's keys are spooled to a scratch file meanwhile and sorted
+into the id index a group at a time (:func:`armillary._ids.sorted_runs`). The file is
+written under a temporary name, fsynced once and renamed when complete.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from armillary._ids import IdIndex, fnv1a
+from armillary._chunks import prefetched
+from armillary._ids import IdIndex, KeySpool, fnv1a, remove_side_indexes, sorted_runs
 from armillary.errors import CatalogueError
 from armillary.formats import STR, Strings
 
@@ -361,10 +364,16 @@ def _write_labels(group, labels):
 
 
 class _Writer:
-    """Plain writes of arrays at (dataset offset + element offset) in an open file."""
+    """Plain writes of arrays at (dataset offset + element offset) in an open file.
+
+    The file's blocks are allocated first where the OS can do that cheaply (Linux), so
+    that the writes fill allocated space instead of each asking the file system for
+    room, and the ``fsync`` before the rename has no allocation left to make.
+    """
 
     def __init__(self, handle):
         self.handle = handle
+        _allocate(handle)
 
     def put(self, part, first, array):
         offset, dtype = part
@@ -377,6 +386,21 @@ class _Writer:
             array = array.astype(dtype)
         self.handle.seek(offset + first * dtype.itemsize)
         self.handle.write(memoryview(array).cast("B"))
+
+
+def _allocate(handle):
+    """Allocate the blocks of the whole file with Linux's ``fallocate`` (a no-op where it
+    is missing or unsupported; ``posix_fallocate`` would fall back to writing zeros)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        call = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return
+    call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    call(handle.fileno(), 0, 0, os.fstat(handle.fileno()).st_size)  # failure: writes allocate
 
 
 def _write_chunk(writer, where, the_plan, chunk, start, cursor):
@@ -405,64 +429,19 @@ def _write_chunk(writer, where, the_plan, chunk, start, cursor):
                 writer.put(parts["mask"], start, mask)
 
 
-def _prefetched(chunks, depth=2):
-    """Iterate ``chunks`` in a background thread, up to ``depth`` chunks ahead, so that
-    reading and decoding the source overlaps writing the cache."""
-    import queue
-    import threading
-
-    items, stop, done = queue.Queue(maxsize=depth), threading.Event(), object()
-
-    def put(item):
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work():
-        try:
-            for chunk in chunks:
-                if not put(chunk):
-                    break
-            else:
-                put(done)
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(exc)
-        finally:
-            chunks.close()
-
-    thread = threading.Thread(target=work, name="armillary-reader", daemon=True)
-    thread.start()
-    try:
-        while (item := items.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
-def _convert(reader, where, the_plan, id_column, handle, bar):
-    """The conversion pass; returns the id column's keys in row order (or None)."""
-    writer = _Writer(handle)
-    keys = None if id_column is None else np.empty(the_plan.nrows, where["__keys__"][1])
+def _convert(reader, where, the_plan, id_column, writer, spool, bar):
+    """The conversion pass; the id column's keys (if any) go to ``spool``."""
     cursor = {name: 0 for name, kind in the_plan.kinds.items() if kind == STR}
     for name in cursor:
         writer.put(where[name]["offsets"], 0, np.zeros(1, np.int64))
     start = 0
-    for chunk in _prefetched(reader.chunks(chunk_rows=CHUNK_ROWS)):
+    for chunk in prefetched(reader.chunks(chunk_rows=CHUNK_ROWS)):
         size = len(next(iter(chunk.values())))
         if start + size > the_plan.nrows:
             raise CatalogueError("the table grew while it was being read")
-        if keys is not None:
+        if spool is not None:
             values = chunk[id_column]
-            keys[start : start + size] = (
-                fnv1a(values) if isinstance(values, Strings) else np.ma.getdata(values)
-            )
+            spool.append(fnv1a(values) if isinstance(values, Strings) else np.ma.getdata(values))
         _write_chunk(writer, where, the_plan, chunk, start, cursor)
         start += size
         bar.update(size)
@@ -471,20 +450,18 @@ def _convert(reader, where, the_plan, id_column, handle, bar):
             f"the table has {start:,} rows where {the_plan.nrows:,} were "
             "announced; is the file complete, and unchanged while read?"
         )
-    return keys
 
 
-def _write_index(writer, where, keys):
-    """Sort the keys and write them and their rows; True if no key repeats."""
-    order = np.argsort(keys, kind="stable")
-    unique = True
-    for first in range(0, keys.size, CHUNK_ROWS * 4):
-        rows = order[first : first + CHUNK_ROWS * 4]
-        block = keys[rows]
-        previous = keys[order[first - 1 : first]]
-        unique &= not (np.any(block[1:] == block[:-1]) or np.any(previous == block[:1]))
-        writer.put(where["__keys__"], first, block)
+def _write_index(writer, where, spool):
+    """Sort the spooled keys and write them and their rows; True if no key repeats."""
+    unique, last = True, None
+    for first, keys, rows in sorted_runs(spool):
+        repeats = np.any(keys[1:] == keys[:-1]) or (last is not None and last == keys[0])
+        unique &= not repeats
+        writer.put(where["__keys__"], first, keys)
         writer.put(where["__order__"], first, rows)
+        last = keys[-1]
+        del keys, rows  # freed before the next group is gathered
     return bool(unique)
 
 
@@ -563,14 +540,21 @@ def build_cache(
         }
     )
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    spool = None
     try:
         with h5py.File(tmp, "w") as h5:
             h5.attrs.update(attrs)
             where = _layout(h5, reader, the_plan, id_column)
         with open(tmp, "r+b", buffering=0) as handle, bars("Converting", the_plan.nrows) as bar:
-            keys = _convert(reader, where, the_plan, id_column, handle, bar)
-            unique = None if keys is None else _write_index(_Writer(handle), where, keys)
-            del keys
+            writer = _Writer(handle)
+            if id_column is not None:
+                spool = KeySpool(tmp.with_name(f"{tmp.name}.keys"), where["__keys__"][1])
+            try:
+                _convert(reader, where, the_plan, id_column, writer, spool, bar)
+                unique = None if spool is None else _write_index(writer, where, spool)
+            finally:
+                if spool is not None:
+                    spool.close()
         with h5py.File(tmp, "r+") as h5:
             if unique is not None:
                 h5[f"armillary_index/{id_column}"].attrs["unique"] = unique
@@ -581,6 +565,7 @@ def build_cache(
         _fsync(tmp)
         os.replace(tmp, cache)
         _fsync(cache.parent, directory=True)
+        remove_side_indexes(cache)
     finally:
         tmp.unlink(missing_ok=True)
     return report

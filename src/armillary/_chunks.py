@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CacheColumns", "feature_chunks"]
+__all__ = ["CacheColumns", "feature_chunks", "prefetched"]
 
 
 def _text(value):
@@ -187,3 +187,44 @@ def feature_chunks(df, columns, expressions, chunk_rows, dtype, functions, order
                     value = df.evaluate(expression, start, stop)
                 block[:, j] = _as_float(value)
             yield start, block
+
+
+def prefetched(chunks, depth=2):
+    """Iterate ``chunks`` in a background thread, up to ``depth`` chunks ahead, so that
+    reading and decoding the source overlaps writing the cache."""
+    import queue
+    import threading
+
+    items, stop, done = queue.Queue(maxsize=depth), threading.Event(), object()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work():
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    break
+            else:
+                put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+        finally:
+            chunks.close()
+
+    thread = threading.Thread(target=work, name="armillary-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := items.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -3,16 +3,34 @@
 A catalogue's ids are its id column's values (integers or strings) or its row numbers.
 Lookups go through :class:`IdIndex`: the ids' keys (integer ids, or 64-bit FNV-1a hashes of
 string ids, see :func:`fnv1a`) sorted, with the row of each. The cache stores the index of
-the id column named when it was built, so a reopen need not hash ten million ids again.
+the id column named when it was built, so a reopen need not hash ten million ids again;
+the index of another id column is saved beside the cache on first use
+(:func:`build_side_index`). Indexes are sorted from a :class:`KeySpool` a group of keys
+at a time (:func:`sorted_runs`), so building one needs bounded memory.
 """
 
 from __future__ import annotations
+
+import glob
+import hashlib
+import itertools
+import os
 
 import numpy as np
 
 from armillary.formats import Strings
 
-__all__ = ["IdIndex", "as_integers", "fnv1a", "strings_of"]
+__all__ = [
+    "IdIndex",
+    "KeySpool",
+    "as_integers",
+    "build_side_index",
+    "fnv1a",
+    "remove_side_indexes",
+    "saved_side_index",
+    "sorted_runs",
+    "strings_of",
+]
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -21,17 +39,33 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 def fnv1a(strings):
     """64-bit FNV-1a hash of each string of a :class:`~armillary.formats.Strings`."""
     lengths, data = strings.lengths, strings.data
-    starts = np.cumsum(lengths) - lengths
+    width = int(lengths.max(initial=0))
     hashes = np.full(lengths.size, _FNV_OFFSET, np.uint64)
-    for j in range(int(lengths.max(initial=0))):  # one byte column a step
+    if lengths.size * width <= 4 * data.size + 4096:  # similar lengths: a padded matrix
+        matrix = np.zeros((lengths.size, width), np.uint8)
+        matrix[np.arange(width) < lengths[:, None]] = data
+        for j in range(width):  # one byte column a step, the strings still going on
+            step = (hashes ^ matrix[:, j]) * _FNV_PRIME
+            hashes = np.where(lengths > j, step, hashes) if j >= lengths.min() else step
+        return hashes
+    starts = np.cumsum(lengths) - lengths
+    for j in range(width):  # a few long strings: only those still going on
         active = np.flatnonzero(lengths > j)
         byte = data[starts[active] + j].astype(np.uint64)
         hashes[active] = (hashes[active] ^ byte) * _FNV_PRIME
     return hashes
 
 
+_FENCE_STEP = 256  # keys between two entries of an index's fence (2 KiB of keys)
+
+
 class IdIndex:
     """Sorted keys (integer ids, or 64-bit hashes of string ids) and their row positions.
+
+    Lookups sort the query keys and walk the index in order: a small in-memory fence
+    (every :data:`_FENCE_STEP`-th key) picks each query's block, and a vectorised
+    bisection finishes inside it, so a lookup touches only the blocks it needs, in file
+    order, whether ``keys`` is in memory or memory-mapped from the cache.
 
     Parameters
     ----------
@@ -50,13 +84,52 @@ class IdIndex:
         self.keys = keys
         self.order = order
         self.unique = unique
+        self._fence = None
 
     def candidates(self, query_keys):
-        """Position of the first row whose key equals each query key, -1 where none."""
-        lo = np.searchsorted(self.keys, query_keys, side="left")
-        hi = np.searchsorted(self.keys, query_keys, side="right")
-        positions = self.order[np.minimum(lo, self.keys.size - 1)]
-        return np.where(hi > lo, positions, -1), lo, hi
+        """Position of the first row whose key equals each query key, -1 where none;
+        and the range ``[lo, hi)`` of sorted keys equal to each query key."""
+        query_keys = np.asarray(query_keys)
+        n = self.keys.size
+        if n == 0 or query_keys.size == 0:
+            empty = np.zeros(query_keys.shape, np.int64)
+            return np.full(query_keys.shape, -1, np.int64), empty, empty
+        sort = np.argsort(query_keys)  # sorted queries walk the index in order
+        queries = query_keys[sort]
+        keys = np.asarray(self.keys)
+        lo = self._first_at_least(keys, queries)
+        at = np.minimum(lo, n - 1)
+        hit = keys[at] == queries
+        hi = lo + hit
+        if not self.unique:  # a key held twice: find where its run ends
+            after = np.minimum(lo + 1, n - 1)
+            repeated = np.flatnonzero(hit & (lo + 1 < n) & (keys[after] == queries))
+            if repeated.size:
+                hi[repeated] = np.searchsorted(keys, queries[repeated], side="right")
+        rows = np.where(hit, np.asarray(self.order[at]), -1)
+        out = [np.empty(query_keys.shape, np.int64) for _ in range(3)]
+        for result, value in zip(out, (rows, lo, hi), strict=True):
+            result[sort] = value
+        return tuple(out)
+
+    def _first_at_least(self, keys, queries):
+        """``np.searchsorted(keys, queries)`` for sorted ``queries``, block by block."""
+        n = keys.size
+        if n <= 4 * _FENCE_STEP:
+            return np.searchsorted(keys, queries)
+        if self._fence is None:
+            self._fence = np.array(keys[::_FENCE_STEP])
+        index = np.int32 if n < 2**31 else np.int64
+        block = np.searchsorted(self._fence, queries).astype(index) - 1  # fence key < query
+        base = np.maximum(block, 0) * index(_FENCE_STEP)  # first key of each block
+        size = _FENCE_STEP  # a branchless bisection of every block at once
+        while size > 1:
+            half = size // 2
+            probe = base + index(half)
+            base = np.where(keys[np.minimum(probe, n - 1)] < queries, probe, base)
+            size -= half
+        below = keys[np.minimum(base, n - 1)] < queries
+        return np.minimum(base.astype(np.int64) + below, n)
 
     def duplicate_pairs(self):
         """Row positions (a, b) of neighbouring equal keys."""
@@ -67,12 +140,222 @@ class IdIndex:
         return self.order[same], self.order[same + 1]
 
 
+_SPOOL_ROWS = 1 << 18  # keys read back from a spool at a time (2 MiB)
+
+
+class KeySpool:
+    """Index keys in row order, spooled to a scratch file as they come, so that building
+    an index needs memory for a group of keys (:func:`sorted_runs`), not for all.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The scratch file (created; removed by :meth:`close`).
+    dtype : numpy dtype
+        The keys' type (uint64 hashes, or the integer id column's type).
+    """
+
+    def __init__(self, path, dtype):
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        self.size = 0
+        self.lo = self.hi = None  # smallest and largest key, as ordinals (see _ordinal)
+        self._handle = open(path, "w+b", buffering=0)  # noqa: SIM115 - closed in close()
+
+    def append(self, keys):
+        """Add the keys of the next rows."""
+        keys = np.ascontiguousarray(keys, self.dtype)
+        if not keys.size:
+            return
+        ordinals = _ordinal(keys)
+        lo, hi = ordinals.min(), ordinals.max()
+        self.lo = lo if self.lo is None else min(self.lo, lo)
+        self.hi = hi if self.hi is None else max(self.hi, hi)
+        self._handle.write(memoryview(keys).cast("B"))
+        self.size += keys.size
+
+    def chunks(self, rows=None):
+        """Yield ``(first row, keys)`` over the spooled keys (one buffer, reused)."""
+        rows = rows or _SPOOL_ROWS
+        buffer = np.empty(min(rows, self.size), self.dtype)
+        self._handle.seek(0)
+        for first in range(0, self.size, rows):
+            part = buffer[: min(rows, self.size - first)]
+            view, got = memoryview(part).cast("B"), 0
+            while got < view.nbytes:
+                n = self._handle.readinto(view[got:])
+                if not n:
+                    raise OSError(f"the scratch file {self.path} ends early")
+                got += n
+            yield first, part
+
+    def close(self):
+        """Close and remove the scratch file."""
+        self._handle.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _ordinal(keys):
+    """Keys as uint64 in the same order (a signed key's sign bit flipped)."""
+    if keys.dtype.kind == "i":
+        return keys.astype(np.int64).view(np.uint64) ^ np.uint64(1 << 63)
+    return keys.astype(np.uint64, copy=False)
+
+
+_GROUP_ROWS = 1 << 23  # keys sorted at a time when an index is built (~270 MB)
+
+
+def sorted_runs(spool, group_rows=None):
+    """Yield ``(first, keys, rows)``: the spooled keys sorted (ties in row order) with
+    their rows, as consecutive runs starting at sorted position ``first``.
+
+    Keys are split by value into groups of about ``group_rows`` (a histogram of their
+    leading bits, one pass), then each group is gathered (one pass each) and sorted on
+    its own: memory is about 32 bytes a key of one group (270 MB), however many keys
+    there are.
+    A group holding one value very often (repeated ids) can be larger.
+    """
+    if not spool.size:
+        return
+    group_rows = _GROUP_ROWS if group_rows is None else group_rows
+    lo = spool.lo
+    shift = np.uint64(max(0, int(spool.hi - lo).bit_length() - 16))
+    counts = np.zeros((int(spool.hi - lo) >> int(shift)) + 1, np.int64)
+    if spool.size > group_rows:
+        for _, part in spool.chunks():
+            buckets = ((_ordinal(part) - lo) >> shift).astype(np.intp)
+            counts += np.bincount(buckets, minlength=counts.size)
+    starts = np.cumsum(counts) - counts  # sorted position of each bucket's first key
+    group = starts // group_rows
+    cuts = [0, *(np.flatnonzero(np.diff(group)) + 1).tolist(), counts.size]
+    first = 0
+    for b0, b1 in itertools.pairwise(cuts):
+        size = spool.size if len(cuts) == 2 else int(counts[b0:b1].sum())
+        keys, rows, filled = np.empty(size, spool.dtype), np.empty(size, np.int64), 0
+        for start, part in spool.chunks():
+            if len(cuts) == 2:  # one group: every key
+                chosen = np.arange(part.size)
+            else:
+                bucket = _ordinal(part) - lo
+                bucket >>= shift
+                chosen = np.flatnonzero((bucket >= b0) & (bucket < b1))
+            keys[filled : filled + chosen.size] = part[chosen]
+            rows[filled : filled + chosen.size] = chosen + start
+            filled += chosen.size
+        order = np.argsort(keys, kind="stable")
+        rows = rows[order]
+        keys = keys[order]
+        del order
+        yield first, keys, rows
+        first += keys.size
+        del keys, rows  # before the next group's arrays exist
+
+
+_SIDE_SUFFIX = ".index.npy"
+
+
+def side_index_path(cache, id_column, fingerprint):
+    """Where the index of another id column than the stored one is saved beside ``cache``:
+    ``<cache name>.<8 hex of the column>.<8 hex of the fingerprint>.index.npy``."""
+    column = hashlib.blake2b(id_column.encode(), digest_size=4).hexdigest()
+    source = hashlib.blake2b(str(fingerprint).encode(), digest_size=4).hexdigest()
+    return cache.with_name(f"{cache.name}.{column}.{source}{_SIDE_SUFFIX}")
+
+
+def saved_side_index(cache, id_column, fingerprint, nrows, strings):
+    """The side index of ``id_column``, memory-mapped; None if absent or not a match.
+
+    The file is one ``(2, nrows)`` uint64 array: the sorted keys (hashes, or int64 ids)
+    and their rows. Only indexes without a repeated key are saved.
+    """
+    try:
+        array = np.load(side_index_path(cache, id_column, fingerprint), mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if array.dtype != np.uint64 or array.shape != (2, nrows):
+        return None
+    keys = array[0] if strings else array[0].view(np.int64)
+    return IdIndex(keys, array[1].view(np.int64), unique=True)
+
+
+def build_side_index(cache, id_column, fingerprint, key_chunks, nrows, strings):
+    """Sort the keys (``key_chunks``, in row order) into an :class:`IdIndex` saved beside
+    ``cache`` (see :func:`saved_side_index`); memory stays at one group of keys.
+
+    Written under a temporary name, fsynced and renamed, so that an interrupted build
+    leaves nothing that is later used. Where the folder cannot be written the result is
+    None (the caller builds the index in memory); where an id repeats, the index is
+    returned but not saved.
+    """
+    from armillary._cache import _fsync, _Writer
+
+    path = side_index_path(cache, id_column, fingerprint)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    spool = None
+    try:
+        spool = KeySpool(tmp.with_name(f"{tmp.name}.keys"), np.uint64 if strings else np.int64)
+        for keys in key_chunks:
+            spool.append(keys)
+        with open(tmp, "wb") as handle:
+            header = {"descr": "<u8", "fortran_order": False, "shape": (2, nrows)}
+            np.lib.format.write_array_header_2_0(handle, header)
+            unique = _write_side(_Writer(handle), handle.tell(), nrows, spool)
+        if not unique:  # repeated ids: an error follows; keep nothing on disk
+            array = np.load(tmp)
+            keys = array[0] if strings else array[0].view(np.int64)
+            return IdIndex(keys, array[1].view(np.int64), unique=False)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except OSError:
+        return None
+    finally:
+        if spool is not None:
+            spool.close()
+        tmp.unlink(missing_ok=True)
+    return saved_side_index(cache, id_column, fingerprint, nrows, strings)
+
+
+def _write_side(writer, base, nrows, spool):
+    """Write the sorted keys, then their rows, after the header; True if no key repeats."""
+    keys_part, rows_part = (base, np.dtype(np.uint64)), (base + 8 * nrows, np.dtype(np.int64))
+    unique, last = True, None
+    for first, keys, rows in sorted_runs(spool):
+        unique &= not (np.any(keys[1:] == keys[:-1]) or (last is not None and last == keys[0]))
+        writer.put(keys_part, first, keys.view(np.uint64))
+        writer.put(rows_part, first, rows)
+        last = keys[-1]
+        del keys, rows  # freed before the next group is gathered
+    return bool(unique)
+
+
+def remove_side_indexes(cache):
+    """Remove every side index of ``cache`` (its source changed: they are stale)."""
+    for path in cache.parent.glob(f"{glob.escape(cache.name)}.*{_SIDE_SUFFIX}"):
+        path.unlink(missing_ok=True)
+
+
 def strings_of(values):
-    """Query ids as a list of str (bytes decoded) and their :class:`Strings`."""
-    texts = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
-    encoded = [t.encode("utf-8") for t in texts]
-    lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
-    return texts, Strings(lengths, np.frombuffer(b"".join(encoded), np.uint8))
+    """Query ids as a pyarrow ``large_string`` array and their :class:`Strings`.
+
+    Bytes are decoded as UTF-8 (bad bytes replaced), anything else but str becomes
+    its ``str``.
+    """
+    import pyarrow as pa
+
+    values = np.asarray(values, dtype=object) if isinstance(values, (list, tuple)) else values
+    try:
+        if values.dtype.kind not in "OU":  # fixed-width bytes: pyarrow keeps the NULs
+            raise TypeError("not str")
+        array = pa.array(values, type=pa.large_string())
+        if array.null_count:
+            raise TypeError("None among the ids")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        texts = [
+            v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+            for v in values.tolist()
+        ]
+        array = pa.array(texts, type=pa.large_string())
+    return array, Strings.from_arrow(array)
 
 
 def as_integers(values):
@@ -98,8 +381,8 @@ def _plain(value):
 class IdLookup:
     """Row identity of a :class:`~armillary.Catalogue`: ids, positions and the id checks.
 
-    Needs ``df``, ``id_column``, ``name``, ``source``, ``_index``, ``_ids`` and
-    ``_id_arrow_cache`` on the object, and ``__len__``.
+    Needs ``df``, ``id_column``, ``name``, ``source``, ``cache_path``, ``fingerprint``,
+    ``_index``, ``_ids`` and ``_id_arrow_cache`` on the object, and ``__len__``.
     """
 
     @property
@@ -142,6 +425,14 @@ class IdLookup:
         UnknownIdError
             If any id is not in the catalogue; the message names a few of them.
         """
+        values, positions, ok = self._lookup(ids)
+        if not ok.all():
+            self._raise_unknown(values[~ok])
+        return positions
+
+    def _lookup(self, ids):
+        """The ids as an array, their row positions (int64, -1 where unknown), and
+        whether each is in the catalogue."""
         values = (
             np.asarray(ids, dtype=object) if isinstance(ids, (list, tuple)) else np.asarray(ids)
         )
@@ -156,23 +447,26 @@ class IdLookup:
             query, ok = as_integers(values)
             positions, _, _ = self._id_index().candidates(query)
             ok &= positions >= 0
-        if not ok.all():
-            self._raise_unknown(values[~ok])
-        return positions.astype(np.int64)
+        return values, np.where(ok, positions, -1).astype(np.int64), ok
 
     def _string_positions(self, values):
-        texts, strings = strings_of(values.tolist())
-        positions, lo, hi = self._id_index().candidates(fnv1a(strings))
+        """Positions of string ids: by hash, then the stored strings compared."""
+        import pyarrow.compute as pc
+
+        query, strings = strings_of(values)
+        index = self._id_index()
+        positions, lo, hi = index.candidates(fnv1a(strings))
         found = np.flatnonzero(positions >= 0)
-        stored = self._id_arrow().take(positions[found]).to_pylist()
-        ok = np.zeros(len(texts), bool)
-        for k, text in zip(found.tolist(), stored, strict=True):
-            if text == texts[k]:
-                ok[k] = True
-                continue
-            for candidate in self._id_index().order[lo[k] : hi[k]].tolist():  # collisions
-                if self._id_arrow()[candidate].as_py() == texts[k]:
+        stored = self._id_arrow().take(positions[found])
+        same = pc.equal(stored, query.take(found).cast(stored.type)).fill_null(False)
+        ok = np.zeros(len(query), bool)
+        ok[found] = np.asarray(same, dtype=bool)
+        for k in found[~ok[found]].tolist():  # equal hashes, unequal ids: the others
+            text = query[k].as_py()
+            for candidate in index.order[lo[k] : hi[k]].tolist():
+                if self._id_arrow()[candidate].as_py() == text:
                     positions[k], ok[k] = candidate, True
+                    break
         return positions, ok
 
     def _raise_unknown(self, missing):
@@ -216,19 +510,27 @@ class IdLookup:
         return self._id_arrow_cache
 
     def _id_index(self):
+        """The id index: stored in the cache for the id column it was built with, else
+        saved beside it on first use (see :func:`build_side_index`)."""
         if self._index is None:
-            step = 262_144
-            if self._ids_are_strings():
-                keys = np.concatenate(
-                    [
-                        fnv1a(Strings.from_arrow(self._id_arrow().slice(start, step)))
-                        for start in range(0, len(self), step)
-                    ]
-                )
-            else:
-                keys = np.asarray(self.df.evaluate(self.id_column))
-            self._index = IdIndex(keys)
+            strings = self._ids_are_strings()
+            where = (self.cache_path, self.id_column, self.fingerprint)
+            self._index = saved_side_index(*where, len(self), strings) or build_side_index(
+                *where, self._key_chunks(strings), len(self), strings
+            )
+            if self._index is None:  # the cache's folder is read-only: in memory
+                self._index = IdIndex(np.concatenate(list(self._key_chunks(strings))))
         return self._index
+
+    def _key_chunks(self, strings, step=1 << 20):
+        """The id column's keys (hashes of strings, or int64 ids) in row order, by chunk."""
+        for start in range(0, len(self), step):
+            if strings:
+                yield fnv1a(Strings.from_arrow(self._id_arrow().slice(start, step)))
+            else:
+                stop = min(start + step, len(self))
+                values = self.df.evaluate(self.id_column, start, stop)
+                yield np.asarray(np.ma.getdata(values)).astype(np.int64)
 
     def _check_ids(self):
         """Check the id column: present, integers or strings, no value twice."""

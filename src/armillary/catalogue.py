@@ -39,8 +39,13 @@ Contents
     Beside the table, in ``/armillary_index/<id column>``, the sorted id index (64-bit
     FNV-1a hashes of string ids, or the integer ids, and their row order) of the id column
     named when the cache was built, and whether it holds an id twice, so reopening a
-    catalogue of a hundred million rows takes milliseconds. A path to a cache itself opens
-    that cache directly.
+    catalogue of a hundred million rows takes milliseconds. The index of another id
+    column is built on first use and saved beside the cache
+    (``<cache name>.<8 hex>.<8 hex>.index.npy``, memory-mapped when reopened; written
+    under a temporary name and renamed, removed when the cache is rebuilt). Either is
+    sorted a group of about eight million ids at a time, so building it needs a few
+    hundred MB whatever the catalogue's size. A path to a cache itself opens that cache
+    directly.
 """
 
 from __future__ import annotations

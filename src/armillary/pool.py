@@ -117,12 +117,10 @@ class Pool:
         stale = self._event_pos[gone]
         self._status[stale[stale >= 0]] = UNLABELLED
         self._codes[stale[stale >= 0]] = -1
-        added = current[new]
+        added = current if new.all() else current[new]  # all new: the first refresh
         positions = self._positions(added["id"].to_numpy())
         found = positions >= 0
-        self._status[positions[found]] = [
-            _STATUS_OF_STATE[k] for k in added["kind"].to_numpy()[found]
-        ]
+        self._status[positions[found]] = _status_codes(added["kind"].to_numpy()[found])
         self._codes[positions[found]] = self._class_codes(added["label"].to_numpy()[found])
         self._event_ids = np.concatenate([old[~gone], event_ids[new]])
         self._event_pos = np.concatenate([self._event_pos[~gone], positions])
@@ -261,6 +259,12 @@ class Pool:
     def __repr__(self) -> str:
         counts = ", ".join(f"{k} {v:,}" for k, v in self.counts().items())
         return f"<Pool {counts}>"
+
+
+def _status_codes(kinds: np.ndarray) -> np.ndarray:
+    """Status codes of state names (``label``, ``unsure``, ``skip``, ``test``)."""
+    codes = pd.Index(list(_STATUS_OF_STATE)).get_indexer(kinds)
+    return np.array(list(_STATUS_OF_STATE.values()), dtype=np.int8)[codes]
 
 
 def _unique(values: np.ndarray) -> np.ndarray:
