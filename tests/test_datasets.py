@@ -17,6 +17,8 @@ from armillary.datasets import BANDS, GENERATOR_VERSION, generator_parameters, m
 
 N = 4000
 THUMBS = 40
+OPTICAL = ("u", "g", "r", "i", "z", "y")
+INFRARED = ("j", "h", "k", "w1", "w2")
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "make_catalogue.py"
 
 
@@ -60,8 +62,12 @@ def test_values_are_plausible(data):
     assert np.all((data["RA"] >= 0) & (data["RA"] < 360))
     assert np.all((data["DEC"] > -30) & (data["DEC"] < 75))
     for band in BANDS:
-        assert np.all(np.isfinite(data[band])), band
-        assert np.all((data[f"{band}_err"] > 0) & (data[f"{band}_err"] <= 1.0)), band
+        mag, err = data[band], data[f"{band}_err"]
+        if band in OPTICAL:
+            assert np.all(np.isfinite(mag)), band
+        np.testing.assert_array_equal(np.isnan(mag), np.isnan(err))  # NaN: not detected
+        seen = np.isfinite(err)
+        assert np.all((err[seen] > 0) & (err[seen] <= 1.0)), band
     assert np.all(data["redshift"] >= 0)
     assert 14 < np.median(data["r"]) < 23
 
@@ -130,7 +136,7 @@ def test_classes_sit_where_real_ones_do(data):
     stars, galaxies, qsos = (by_class(data, k) for k in range(3))
 
     def median(rows, a, b):
-        return np.median(rows[a] - rows[b])
+        return np.nanmedian(rows[a] - rows[b])  # of rows detected in both bands
 
     assert median(qsos, "w1", "w2") > 0.6
     assert median(qsos, "w1", "w2") > median(stars, "w1", "w2") + 0.5
@@ -154,13 +160,36 @@ def test_stellar_locus_is_one_dimensional(data):
 def test_errors_grow_with_magnitude(data):
     bright, faint = data["r"] < 18, data["r"] > 21
     assert np.median(data["r_err"][faint]) > 3 * np.median(data["r_err"][bright])
-    assert np.median(data["w2_err"]) > np.median(data["r_err"])
+    assert np.nanmedian(data["w2_err"]) > np.median(data["r_err"])
+
+
+def test_infrared_non_detections_are_missing(data):
+    # j h k w1 w2 come from matched surveys: below 3 sigma a source is not in them.
+    for band in OPTICAL:
+        assert np.isfinite(data[band]).all(), band
+    bright, faint = data["r"] < 17, data["r"] > 21.5
+    for band in INFRARED:
+        missing = np.isnan(data[band])
+        assert missing[bright].mean() < 0.02, band
+        assert missing[faint].mean() > 0.2, band
+        detected = np.isfinite(data[band])
+        limit = np.nanmax(data[band][detected])
+        assert limit < {"j": 20.2, "h": 19.4, "k": 18.8, "w1": 18.5, "w2": 17.2}[band], band
+    assert np.isnan(data["w2"]).mean() > np.isnan(data["j"]).mean()  # W2 is the shallowest
+    # An inner-join cross-match (>= 5 sigma in all 11 bands) keeps the bright end, mostly
+    # stars, as AstronomicAL's SDSS x UKIDSS x WISE example does.
+    errs = np.column_stack([data[f"{b}_err"] for b in BANDS])
+    matched = np.all(errs < 0.2177, axis=1)
+    assert 0.08 < matched.mean() < 0.3
+    assert (data["true_label"][matched] == 0).mean() > 0.6
 
 
 def test_classes_are_learnable_but_overlap(data):
     ensemble = pytest.importorskip("sklearn.ensemble")
     colours = np.column_stack([data[a] - data[b] for a, b in itertools.pairwise(BANDS)])
     colours = colours.astype(np.float64)
+    medians = np.nanmedian(colours, axis=0)  # infrared non-detections: impute, as learners do
+    colours = np.where(np.isnan(colours), medians, colours)
     truth = data["true_label"]
     rng = np.random.default_rng(0)
     train = rng.choice(N, 100, replace=False)

@@ -282,7 +282,7 @@ def test_entropy_pruning_keeps_the_exact_picks():
     rng = np.random.default_rng(1)
     P = random_probabilities(6000, 3, seed=2)
     P[:2000] = P[:2000] ** 3  # sharp rows, far below the top
-    P[100:110] *= 1.5  # rows that do not sum to 1 are never pruned
+    P[100:110] *= 1.5  # rows that do not sum to 1: only the quadratic bound applies
     P[200, 0] = -0.1  # negative entry: NaN, never picked
     P[300:400] = P[300]  # ties
     P[500:900] = heavy_ties(repeats=80, seed=3)
@@ -296,6 +296,52 @@ def test_entropy_pruning_keeps_the_exact_picks():
     assert 200 not in top_k(P, 6000, "entropy")[0]
     order = rng.permutation(len(P))
     assert set(top_k(P[order], 10, "entropy")[1]) == set(top_k(P, 10, "entropy")[1])
+
+
+@pytest.mark.parametrize("method", ["margin", "least-confidence"])
+@pytest.mark.parametrize("n_classes", [2, 3, 4, 7])
+def test_tiles_below_the_heap_are_skipped_exactly(method, n_classes):
+    """Once a block's heap is full, a tile none of whose rows reaches its minimum is
+    skipped after a counting pass: the picks must be those of scoring every row, over
+    pools of many tiles, with NaN rows, ties and late candidates."""
+    rng = np.random.default_rng(n_classes)
+    P = random_probabilities(40_000, n_classes, seed=n_classes) ** 2
+    P /= P.sum(axis=1, keepdims=True)
+    P[rng.choice(len(P), 400, replace=False), n_classes - 1] = np.nan
+    P[rng.choice(len(P), 300, replace=False)] = 1.0 / n_classes  # ties at the top
+    P[-5:] = np.full(n_classes, 1.0 / n_classes)  # the last tile holds picks too
+    P[17, 0] = np.nan
+    P[17, 1:] = 1.0 / n_classes  # NaN first: not counted, never picked
+    exclude = rng.random(len(P)) < 0.2
+    for dtype in (np.float64, np.float32):
+        Q = P.astype(dtype)
+        for k in (1, 10, 700):
+            for mask in (None, exclude):
+                got = top_k(Q, k, method, exclude=mask, random_state=5)
+                want = top_k_ref(Q, k, method, exclude=mask, random_state=5)
+                assert_array_equal(got[0], want[0])
+                assert_array_equal(got[1], want[1])
+
+
+def test_entropy_bounds_hold_for_every_row():
+    """The pruning bounds (table and quadratic) must flag every row whose entropy
+    reaches the threshold: nearly uniform, sharp, unnormalised and tied rows."""
+    from armillary_kernels._prune import _bound_limit, _entropy_flags
+    from armillary_kernels.scoring import bound_table
+
+    rng = np.random.default_rng(8)
+    for n_classes in (2, 3, 4, 9, 64):
+        near = rng.dirichlet(np.full(n_classes, 500.0), size=300)
+        sharp = rng.dirichlet(np.full(n_classes, 0.3), size=300)
+        scaled = near[:100] * rng.uniform(0.98, 1.02, size=(100, 1))
+        P = np.concatenate([near, sharp, scaled, np.full((3, n_classes), 1.0 / n_classes)])
+        exact = entropy(P)
+        flags = np.zeros(len(P))
+        for threshold in np.quantile(exact, [0.0, 0.5, 0.9, 0.99, 1.0]):
+            limit = _bound_limit(bound_table(n_classes), threshold)
+            _entropy_flags(P, limit, threshold, flags)
+            reach = exact >= threshold
+            assert np.all(flags[reach] == 1.0), (n_classes, threshold)
 
 
 # ------------------------------------------------------------------- bad inputs

@@ -183,7 +183,7 @@ def test_pruning_keeps_the_exact_picks(method):
     rng = np.random.default_rng(11)
     P = np.stack([base] * 4)  # members that mostly agree ...
     P[1, ::7] = committee(1, len(P[1, ::7]), 3, seed=12)[0]  # ... but not everywhere
-    P[1, 700:770:7] *= 1.3  # rows that do not sum to 1 are never skipped
+    P[1, 700:770:7] *= 1.3  # rows that do not sum to 1: only some bounds apply
     P[3, 200, 0] = -0.2  # a negative entry: NaN, never picked
     P[:, 300:340] = P[:, 300:301]  # ties
     P[0, 400:420] = np.roll(P[0, 400:420], 1, axis=1)
@@ -197,6 +197,26 @@ def test_pruning_keeps_the_exact_picks(method):
     if method == "max-disagreement":  # the consensus entropy takes logs of the mean only
         assert 200 not in committee_top_k(P, 5000, method)[0]
     assert rng is not None
+
+
+@pytest.mark.parametrize("n_members", [1, 2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("n_classes", [2, 3, 4, 9])
+def test_consensus_pruning_of_nearly_uniform_rows(n_members, n_classes):
+    """The consensus entropy bounds the members' sums (every member-count path of the
+    summation) before dividing: with the highest entropies crowded just below ln C,
+    where the quadratic bound does the pruning, picks and scores must stay exact."""
+    rng = np.random.default_rng(n_members * 10 + n_classes)
+    P = committee(n_members, 9000, n_classes, seed=n_classes, concentration=30.0)
+    P[:, 100:110] *= rng.uniform(0.999, 1.001, size=(n_members, 10, 1))  # sums off 1
+    P[:, 500:520] = 1.0 / n_classes  # ties at the very top
+    P[0, 800, 0] = np.nan
+    for dtype in (np.float64, np.float32):
+        Q = P.astype(dtype)
+        for k in (1, 10, 300):
+            got = committee_top_k(Q, k, "consensus-entropy", random_state=2)
+            want = top_k_ref(Q, k, "consensus-entropy", random_state=2)
+            assert_array_equal(got[0], want[0])
+            assert_allclose(got[1], want[1], rtol=1e-12, atol=1e-15)
 
 
 def test_vote_entropy_ties_spread_over_the_pool():

@@ -20,7 +20,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.validation import check_is_fitted
 
-from armillary import strategies
+from armillary import _batch, strategies
 from armillary.learners import LEARNERS, Learner
 from armillary.model_io import TREE_TYPES, load_model
 
@@ -89,10 +89,14 @@ def pool_positions(session) -> np.ndarray:
 
 
 def robust_standardise(pool: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centre on the pool's medians and divide by its interquartile ranges, by hand."""
-    med = np.median(pool, axis=0)
-    q75, q25 = np.percentile(pool, [75, 25], axis=0)
+    """Centre on the pool's medians and divide by its interquartile ranges, by hand.
+
+    Missing values (the example catalogue's infrared non-detections) take the pool medians.
+    """
+    med = np.nanmedian(pool, axis=0)
+    q75, q25 = np.nanpercentile(pool, [75, 25], axis=0)
     spread = np.where(q75 - q25 > 0, q75 - q25, 1.0)
+    pool, other = (np.where(np.isnan(a), med, a) for a in (pool, other))
     return (pool - med) / spread, (other - med) / spread
 
 
@@ -267,19 +271,22 @@ def test_scaling_is_fitted_on_the_labelled_rows_only(scale, X, codes):
     rows = pick(codes, 7, seed=4)
     model = Learner("logistic-regression", scale=scale, n_classes=3).fit(X[rows], codes[rows])
     mine = X[rows].astype(np.float64)
+    medians = np.nanmedian(mine, axis=0)  # missing values take the labelled rows' medians
+    mine = np.where(np.isnan(mine), medians, mine)
     if scale == "standard":
         centre, spread = mine.mean(axis=0), mine.std(axis=0)
         fitted = model.scaler_.mean_, model.scaler_.scale_
-        everyone = X.mean(axis=0)
+        everyone = np.nanmean(X, axis=0)
     else:
         q75, q50, q25 = np.percentile(mine, [75, 50, 25], axis=0)
         centre, spread = q50, q75 - q25
         fitted = model.scaler_.center_, model.scaler_.scale_
-        everyone = np.median(X, axis=0)
+        everyone = np.nanmedian(X, axis=0)
     assert_allclose(fitted[0], centre, rtol=1e-4, atol=1e-6)
     assert_allclose(fitted[1], spread, rtol=1e-4, atol=1e-6)
     assert not np.allclose(fitted[0], everyone, rtol=1e-3)  # not the whole catalogue's
-    assert_allclose(model.transform(X[:20]), (X[:20] - centre) / spread, rtol=1e-4, atol=1e-4)
+    first = np.where(np.isnan(X[:20]), medians, X[:20])
+    assert_allclose(model.transform(X[:20]), (first - centre) / spread, rtol=1e-4, atol=1e-4)
 
 
 def test_missing_values_take_the_medians_of_the_labelled_rows(catalogue, codes):
@@ -441,17 +448,23 @@ def test_a_diverse_batch_is_more_spread_than_the_top_of_the_ranking(make_session
 
 
 def test_a_diverse_batch_of_a_modal_strategy_keeps_its_direction(make_session, truth, tmp_path):
-    # modAL's margin_sampling scores by margin, lower is better: the batch must not take
-    # the least informative row of each cluster.
-    picks = []
+    # modAL's margin_sampling scores by margin, lower is better: the batch must lean to
+    # the informative end of the candidates, as the batch of our own "margin" does.
+    leaning = []
     for name, strategy in [("ours", "margin"), ("theirs", margin_sampling)]:
         session = make_session(learner="logistic-regression", scale="standard",
                                strategy=strategy, queue_size=200,
                                store=tmp_path / f"{name}.sqlite")  # fmt: skip
         label_each_class(session, truth, per_class=5)
         assert session.refresh() >= 1
-        picks.append(set(session.query(10, diverse=True)))
-    assert picks[1] == picks[0]
+        candidates, _ = session._ranked(100)
+        proba = session.model.predict_proba(session._X[candidates])
+        top = np.sort(proba, axis=1)[:, ::-1]
+        margin = dict(zip(candidates.tolist(), top[:, 0] - top[:, 1], strict=True))
+        picks = positions_of(session, session.query(10, diverse=True))
+        assert set(picks.tolist()) <= set(margin)
+        leaning.append(np.mean([margin[p] for p in picks]) < np.median(list(margin.values())))
+    assert leaning == [True, True]
 
 
 def test_diverse_batch_takes_the_best_row_of_each_cluster():
@@ -460,7 +473,7 @@ def test_diverse_batch_takes_the_best_row_of_each_cluster():
     blob = np.repeat(np.arange(3), 20)
     features = centres[blob] + rng.normal(size=(60, 2))
     scores = rng.random(60)
-    picks = strategies.diverse_batch(features, scores, 3, random_state=0)
+    picks = strategies.diverse_batch(features, scores, 3, random_state=0, method="clusters")
     assert sorted(blob[picks]) == [0, 1, 2]
     for i in picks:
         assert scores[i] == scores[blob == blob[i]].max()
@@ -473,6 +486,32 @@ def test_diverse_batch_edge_cases():
     assert_array_equal(strategies.diverse_batch(features, scores, 3), [1, 2, 0])
     assert_array_equal(strategies.diverse_batch(features, scores, 5), [1, 2, 0])
     assert_array_equal(strategies.diverse_batch(features, scores, 1), [1])
+
+
+def test_ranked_batch_trades_uncertainty_against_distance():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [50.0, 0.0], [0.0, 50.0]])
+    blob = np.repeat(np.arange(3), 20)
+    features = centres[blob] + rng.normal(size=(60, 2))
+    scores = np.where(blob == 0, 0.9, 0.5) + 0.01 * rng.random(60)  # blob 0 most uncertain
+    # The top of the ranking is all blob 0; a ranked batch spreads over the blobs.
+    picks = strategies.diverse_batch(features, scores, 3, labelled=np.empty((0, 2)))
+    assert sorted(blob[picks]) == [0, 1, 2]
+    assert blob[picks[0]] == 0
+    assert scores[picks[0]] == scores.max()
+    # A labelled row in blob 1 makes blob 1 the least wanted.
+    near = strategies.diverse_batch(features, scores, 2, labelled=centres[[1]])
+    assert sorted(blob[near]) == [0, 2]
+    # alpha = 0: the top of the ranking; alpha = 1: farthest-first, scores ignored.
+    top = _batch.ranked_batch(features, scores, 5, centres[[1]], alpha=0.0)
+    assert_array_equal(top, np.argsort(-scores)[:5])
+    far = _batch.ranked_batch(features, -scores, 3, np.empty((0, 2)), alpha=1.0)
+    assert sorted(blob[far]) == [0, 1, 2]
+    assert len(set(_batch.ranked_batch(features, scores, 20, None))) == 20
+    with pytest.raises(ValueError, match="alpha must be in"):
+        _batch.ranked_batch(features, scores, 3, None, alpha=2.0)
+    with pytest.raises(ValueError, match=r"unknown diverse batch method .kmeans.*ranked"):
+        strategies.diverse_batch(features, scores, 3, method="kmeans")
 
 
 # -- cold start --------------------------------------------------------------------------

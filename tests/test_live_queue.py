@@ -11,8 +11,14 @@ import threading
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
+
+from armillary import strategies as st
+from armillary.learners import Learner
 
 #: Long enough never to be reached by a working build.
 PATIENCE = 60
@@ -214,3 +220,144 @@ def test_pool_sample_larger_than_the_pool_scores_everything(pool_sample, make_se
     picks = session.query(20)
     assert len(set(picks)) == 20
     assert not set(picks) & labelled
+
+
+# -- fused rescoring: the same picks as predict_proba, or the predict_proba path ---------
+
+
+class ProbaOnly:
+    """A learner seen only through ``predict_proba``: the unfused path, as reference."""
+
+    def __init__(self, learner) -> None:
+        self.learner = learner
+
+    def predict_proba(self, X):
+        return self.learner.predict_proba(X)
+
+
+@pytest.fixture(scope="module")
+def pool(catalogue, session_kwargs) -> dict[str, np.ndarray]:
+    """Features with some values missing, codes, a training set and an exclude mask."""
+    rng = np.random.default_rng(0)
+    X = catalogue.to_numpy(session_kwargs["features"], dtype=np.float32)
+    X[rng.random(X.shape) < 0.03] = np.nan
+    codes = catalogue.column("true_label").astype(np.int64)
+    train = rng.choice(len(X), size=120, replace=False)
+    exclude = np.zeros(len(X), dtype=bool)
+    exclude[train] = True
+    exclude[rng.choice(len(X), size=200, replace=False)] = True
+    return {"X": X, "codes": codes, "train": train, "exclude": exclude}
+
+
+def fitted(pool, learner, *, scheme="multiclass", scale=None, classes=None):
+    train = pool["train"]
+    if classes is not None:
+        train = train[np.isin(pool["codes"][train], classes)]
+    return Learner(learner, scheme=scheme, scale=scale, n_classes=3, random_state=0).fit(
+        pool["X"][train], pool["codes"][train]
+    )
+
+
+def both_paths(pool, model, strategy, *, rows=None, k=25):
+    """(fused, reference) rankings: rank_pool on the learner and on its predict_proba."""
+    kw = {"exclude": pool["exclude"], "random_state": 7, "chunk_rows": 700, "rows": rows}
+    fused = st.rank_pool(model, pool["X"], k, strategy, **kw)
+    reference = st.rank_pool(ProbaOnly(model), pool["X"], k, strategy, **kw)
+    return fused, reference
+
+
+def forest(kind, **kw):
+    # n_jobs=1: with threads scikit-learn sums the trees' probabilities in the order the
+    # threads finish, so the reference itself could differ in the last bit run to run.
+    cls = {"forest": RandomForestClassifier, "extra": ExtraTreesClassifier}[kind]
+    return cls(n_estimators=25, n_jobs=1, random_state=0, **kw)
+
+
+@pytest.mark.parametrize("strategy", ["margin", "least-confidence", "entropy"])
+@pytest.mark.parametrize("scale", [None, "robust"])
+@pytest.mark.parametrize("scheme", ["multiclass", "one-vs-rest"])
+@pytest.mark.parametrize("kind", ["forest", "extra"])
+def test_fused_rescoring_picks_what_predict_proba_picks(pool, kind, scheme, scale, strategy):
+    model = fitted(pool, forest(kind), scheme=scheme, scale=scale)
+    scorer = st.fused_scorer(model, strategy)
+    assert scorer is not None
+    # Probabilities bit for bit, with missing values imputed and features scaled.
+    assert np.isnan(pool["X"][:500]).any()
+    assert_array_equal(scorer.predict_proba(pool["X"]), model.predict_proba(pool["X"]))
+    (fused_idx, fused_scores), (ref_idx, ref_scores) = both_paths(pool, model, strategy)
+    assert_array_equal(fused_idx, ref_idx)
+    assert_array_equal(fused_scores, ref_scores)
+    assert not pool["exclude"][fused_idx].any()
+
+
+@pytest.mark.parametrize("strategy", ["margin", "entropy"])
+@pytest.mark.parametrize(
+    "learner", ["decision-tree", "random-forest", "extra-trees", "pipeline", "shallow"]
+)
+def test_fused_rescoring_of_named_and_wrapped_trees(pool, learner, strategy):
+    spec = {
+        "pipeline": make_pipeline(StandardScaler(), forest("forest")),
+        # Few leaves: many rows tie on score, so the seeded tie-break decides.
+        "shallow": forest("extra", max_depth=2),
+    }.get(learner, learner)
+    model = fitted(pool, spec, scale="standard")
+    assert st.fused_scorer(model, strategy) is not None
+    for rows in (None, np.arange(0, len(pool["X"]), 3)):
+        fused, reference = both_paths(pool, model, strategy, rows=rows)
+        assert_array_equal(fused[0], reference[0])
+        assert_array_equal(fused[1], reference[1])
+
+
+@pytest.mark.parametrize("scheme", ["multiclass", "one-vs-rest"])
+@pytest.mark.parametrize("strategy", ["margin", "least-confidence", "entropy"])
+def test_fused_rescoring_before_every_class_has_labels(pool, scheme, strategy):
+    """A model that knows two of three classes: the absent class scores as zero."""
+    model = fitted(pool, forest("forest"), scheme=scheme, classes=[0, 2])
+    scorer = st.fused_scorer(model, strategy)
+    assert scorer is not None
+    assert_array_equal(scorer.predict_proba(pool["X"]), model.predict_proba(pool["X"]))
+    fused, reference = both_paths(pool, model, strategy)
+    assert_array_equal(fused[0], reference[0])
+    assert_array_equal(fused[1], reference[1])
+
+
+def test_unsupported_learners_keep_the_predict_proba_path(pool):
+    class OwnForest(RandomForestClassifier):  # may change predict_proba: not packed
+        pass
+
+    unsupported = [
+        fitted(pool, "logistic-regression"),  # float32 products in scikit-learn: not exact
+        fitted(pool, "logistic-regression", scheme="one-vs-rest"),
+        fitted(pool, "hist-gradient-boosting"),
+        fitted(pool, "knn"),
+        fitted(pool, OwnForest(n_estimators=5, random_state=0)),
+        fitted(pool, ["random-forest", "extra-trees"]),  # a committee
+        fitted(pool, ["decision-tree", "extra-trees"], scheme="one-vs-rest"),
+    ]
+    for model in unsupported:
+        assert st.fused_scorer(model, "margin") is None, model
+        fused, reference = both_paths(pool, model, "margin")
+        assert_array_equal(fused[0], reference[0])
+    forest_model = fitted(pool, "decision-tree")
+    for strategy in ("random", "vote-entropy", st.SINGLE[0]):
+        expected = strategy in st.FUSED
+        assert (st.fused_scorer(forest_model, strategy) is not None) == expected
+    assert st.fused_scorer(forest_model, lambda *a, **kw: None) is None
+    assert st.fused_scorer(ProbaOnly(forest_model), "margin") is None
+
+
+def test_the_trainer_publishes_the_fused_ranking(make_session, truth):
+    session = make_session(learner=forest("forest"), queue_size=30)
+    rows = pool_rows(session, truth, 4, seed=5)
+    label_rows(session, [r for name in rows for r in rows[name]], truth)
+    assert session.refresh() >= 1
+    model, queue = session.model, session._trainer.queue
+    assert st.fused_scorer(model, "margin") is not None
+    labelled, _ = session.training_data()
+    exclude = np.zeros(len(session), dtype=bool)
+    exclude[labelled] = True
+    exclude[session.evaluation.held_out] = True
+    reference = st.rank_pool(ProbaOnly(model), session._X, 30, "margin", exclude=exclude,
+                             random_state=0, chunk_rows=1000)  # fmt: skip
+    assert_array_equal(queue.positions, reference[0])
+    assert_array_equal(queue.scores, reference[1])

@@ -102,7 +102,8 @@ def test_label_many_names_its_selection_when_not_told(session):
     session.label_many(ids, "Star")
     history = session.history(ids[0])
     selection = history["selection_id"].iloc[-1]
-    assert selection.startswith("selection-") and len(selection) > len("selection-")
+    assert selection.startswith("selection-")
+    assert len(selection) > len("selection-")
     assert session.history(ids[1])["selection_id"].iloc[-1] == selection
 
 

@@ -115,3 +115,28 @@ def test_diverse_batches(make_session):
     assert curves["n_labels"].iloc[-1] == 20
     assert (steps <= 5).all()
     assert (steps[:-1] == 5).all()  # five labels a round, the last round what is left
+
+
+def test_run_seeds_are_spawned_not_consecutive():
+    seeds = sim.run_seeds(0, 5)
+    assert seeds == sim.run_seeds(0, 5)  # reproducible
+    assert len(set(seeds)) == 5
+    assert all(0 <= s < 2**31 for s in seeds)
+    assert sim.run_seeds(0, 3) == seeds[:3]  # more runs extend, never reshuffle
+    # With random_state + i, random_state=1 would repeat runs 1.. of random_state=0.
+    assert not set(sim.run_seeds(1, 5)) & set(seeds)
+    expected = [int(c.generate_state(1, dtype=np.uint32)[0] >> 1)
+                for c in np.random.SeedSequence(0).spawn(5)]  # fmt: skip
+    assert seeds == expected
+
+
+def test_neighbouring_random_states_share_no_run(make_session, tmp_path):
+    curves = {}
+    for state in (0, 1):
+        session = make_session(store=tmp_path / f"s{state}.sqlite", random_state=state)
+        curves[state] = session.simulate(
+            oracle="true_label", budget=12, seeds=2, learner="decision-tree"
+        )
+    first = curves[0][curves[0]["seed"] == 1]["accuracy"].to_numpy()
+    second = curves[1][curves[1]["seed"] == 0]["accuracy"].to_numpy()
+    assert not (len(first) == len(second) and np.array_equal(first, second))

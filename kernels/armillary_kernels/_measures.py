@@ -39,6 +39,11 @@ MAX_DISAGREEMENT = 5
 
 #: Numbers per tile (rows x classes); 16 KiB per float64 scratch buffer.
 TILE_ELEMENTS = 8192
+#: Rows per block of :func:`margin_reach` (a tile has at most 8192 / 2 rows: 16 blocks).
+REACH_ROWS = 256
+#: Numbers summed at a time in :func:`member_sums` (2 KiB of float64 running sums;
+#: short runs of each member keep the hardware prefetchers ahead of M streams).
+SUM_CHUNK = 256
 #: The unit of :func:`vote_table`: entries are below 0.37 / VOTE_UNIT, so sums over
 #: thousands of classes stay exact integers in float64.
 VOTE_UNIT = 2.0**-46
@@ -118,6 +123,81 @@ def _margin_rows(T, out, least_confidence):
         _margin_body(T, out, least_confidence, C)
 
 
+@numba.njit(inline="always", **_JIT)
+def _margin_reach_body(T, threshold, least_confidence, C):
+    reach = 0
+    for j in range(T.shape[0]):
+        # In T's own dtype (exact: float32 -> float64 keeps the order); the two
+        # largest of a row without NaN are those of _margin_body.
+        a = T[j, 0]
+        b = T[j, 1]
+        best = a if a > b else b
+        second = b if a > b else a
+        for c in range(2, C):
+            v = T[j, c]
+            low = v if v < best else best
+            second = low if low > second else second
+            best = v if v > best else best
+        top = np.float64(best)
+        score = 1.0 - top if least_confidence else 1.0 - (top - np.float64(second))
+        reach += 1 if score >= threshold else 0
+    return reach
+
+
+@numba.njit(inline="always", **_JIT)
+def _margin_reach_blocks(T, threshold, least_confidence, C):
+    mask = 0
+    n = T.shape[0]
+    for b in range((n + REACH_ROWS - 1) // REACH_ROWS):
+        lo = b * REACH_ROWS
+        part = T[lo : min(n, lo + REACH_ROWS)]
+        if _margin_reach_body(part, threshold, least_confidence, C) > 0:
+            mask |= np.int64(1) << b
+    return mask
+
+
+@numba.njit(inline="always", **_JIT)
+def _margin_reach_of(T, threshold, least_confidence):
+    C = T.shape[1]
+    if C == 2:
+        return _margin_reach_blocks(T, threshold, least_confidence, 2)
+    if C == 3:
+        return _margin_reach_blocks(T, threshold, least_confidence, 3)
+    if C == 4:
+        return _margin_reach_blocks(T, threshold, least_confidence, 4)
+    return _margin_reach_blocks(T, threshold, least_confidence, C)
+
+
+@numba.njit(**_JIT)
+def margin_reach(T, threshold, least_confidence):
+    """Which blocks of :data:`REACH_ROWS` rows of the (n, C) tile ``T`` hold a row
+    that may score at least ``threshold``: bit ``b`` for rows ``b * REACH_ROWS`` on.
+
+    One pass that reads the tile and stores nothing, for a full top-k heap: most tiles
+    of a large pool hold no row that reaches it (mask 0), and are then done with at
+    the speed of reading them; in the others only the marked blocks need scoring.  A
+    row without NaN scores exactly as in :func:`_margin_rows` (same arithmetic); a row
+    with a NaN scores NaN there and may count here, so a block left unmarked holds no
+    row that can be picked.  ``least_confidence`` stays a run-time flag (a literal
+    would compile every body twice, for a few per cent on the least confidence).
+    """
+    return _margin_reach_of(T, threshold, least_confidence)
+
+
+@numba.njit(**_JIT)
+def margin_blocks(T, out, least_confidence, mask):
+    """Margins (or least confidences) of the blocks of rows marked in ``mask`` (from
+    :func:`margin_reach`) into ``out``; NaN, which is never picked, elsewhere."""
+    n = T.shape[0]
+    for b in range((n + REACH_ROWS - 1) // REACH_ROWS):
+        lo = b * REACH_ROWS
+        hi = min(n, lo + REACH_ROWS)
+        if (mask >> b) & 1:
+            _margin_rows(T[lo:hi], out[lo:hi], least_confidence)
+        else:
+            out[lo:hi] = np.nan
+
+
 @numba.njit(**_JIT)
 def _load(flat, start, m, values, clamped):
     """``values[:m] = flat[start : start + m]`` in float64; ``clamped`` likewise, with
@@ -164,20 +244,50 @@ def _entropy_of(values, logs, n, C, out):
 
 
 @numba.njit(**_JIT)
+def member_sums(flat, M, N, C, start, total):
+    """``total[e]`` = the sum over members of ``flat[m * N * C + start + e]``, for ``e <
+    len(total)``, added in member order as ``numpy.mean`` does before it divides.
+
+    Members are added three, then two at a time (``((a + b) + c)``, ``(t + a) + b``:
+    the same order, the same rounding), so the running sums go through the L1 cache
+    less often: for M = 5, one pass of three and one of two.
+    """
+    w = total.shape[0]
+    stride = N * C
+    a = flat[start : start + w]
+    if M >= 3:
+        b = flat[start + stride : start + stride + w]
+        c = flat[start + 2 * stride : start + 2 * stride + w]
+        for e in range(w):
+            total[e] = (np.float64(a[e]) + np.float64(b[e])) + np.float64(c[e])
+        member = 3
+    else:
+        for e in range(w):
+            total[e] = np.float64(a[e])
+        member = 1
+    while member + 1 < M:
+        lo = start + member * stride
+        a = flat[lo : lo + w]
+        b = flat[lo + stride : lo + stride + w]
+        for e in range(w):
+            total[e] = (total[e] + np.float64(a[e])) + np.float64(b[e])
+        member += 2
+    if member < M:
+        lo = start + member * stride
+        a = flat[lo : lo + w]
+        for e in range(w):
+            total[e] = total[e] + np.float64(a[e])
+
+
+@numba.njit(**_JIT)
 def _consensus(flat, M, N, C, i0, n, mean):
     """Members' mean probabilities of ``n`` rows, as ``numpy.mean`` computes it (sum in
     member order, then divide), in chunks that keep the running sums in L1."""
     m = n * C
-    for lo in range(0, m, 1024):
-        hi = min(m, lo + 1024)
-        total = mean[lo:hi]
-        total[:] = 0.0
-        for member in range(M):
-            start = (member * N + i0) * C
-            tile = flat[start + lo : start + hi]
-            for e in range(hi - lo):
-                total[e] += np.float64(tile[e])
-        for e in range(hi - lo):
+    for lo in range(0, m, SUM_CHUNK):
+        total = mean[lo : min(m, lo + SUM_CHUNK)]
+        member_sums(flat, M, N, C, i0 * C + lo, total)
+        for e in range(total.shape[0]):
             total[e] = total[e] / M
 
 

@@ -8,12 +8,19 @@ would have rejected the row's true score: the picks are those of scoring every r
 the rows that are scored go through the very same arithmetic as in the unpruned path
 (same elementwise logarithm, same summation order), so their scores are bit-identical.
 
-Bounds (``d`` = :data:`ROW_SUM_SLACK`; rows further than ``d`` from summing to 1, and
-rows with a NaN, are always scored):
+Bounds (``d`` = :data:`ROW_SUM_SLACK`; rows with a NaN are always scored, and so are
+rows further than ``d`` from summing to 1 where a bound below needs ``d``):
 
 - entropy of a row with largest entry ``q``:  ``H <= (1 + d) Hmax(q / (1 + d)) + 2d``
   with ``Hmax(q) = -q ln q - (1 - q) ln((1 - q) / (C - 1))``, tabulated over ``q``
-  (:func:`entropy_bound_table`).  Also used for the consensus entropy.
+  (:func:`entropy_bound_table`).  Tight for peaked rows.
+- entropy of a row with sum ``s`` and largest entry ``q`` (any sum, no ``d``):
+  ``H <= ln C + (ln C - 1)(s - 1) - sum_c (p_c - 1/C)**2 / (2 Q)``, ``Q = max(q, 1/C)``:
+  ``g(p) = -p ln p`` has ``g'' = -1/p <= -1/Q`` on ``(0, Q]``, which holds every
+  ``p_c`` and ``1/C``, so ``g(p) <= g(1/C) + g'(1/C)(p - 1/C) - (p - 1/C)**2 / (2Q)``;
+  sum over c.  Tight for nearly uniform rows, where the highest entropies of a large
+  pool lie (and where the table is loosest).  A row is skipped if either bound is
+  below the threshold; both are used for the consensus entropy too.
 - ``KL(p || mean)``: ``KL(u || v) <= ln(1 + chi2(u || v)) = ln(sum_c u_c**2 / v_c)`` for
   distributions u, v; with rows summing to ``s`` within ``d`` of 1 this gives
   ``KL <= (1 + d) max(0, ln(S / (1 - d)))``, ``S = sum_c p_c**2 / mean_c``.
@@ -25,7 +32,7 @@ import numba
 import numpy as np
 
 from ._fastlog import TINY, log_tile
-from ._measures import _consensus, _entropy_of, tile_rows
+from ._measures import SUM_CHUNK, _consensus, _entropy_of, member_sums, tile_rows
 
 #: Bins of the largest probability in :func:`entropy_bound_table`.
 BOUND_BINS = 4096
@@ -56,33 +63,67 @@ def entropy_bound_table(C: int) -> np.ndarray:
 
 
 @numba.njit(inline="always", **_JIT)
-def _entropy_flags_body(T, limit, flags, C):
+def _entropy_bound_body(T, limit, threshold, weight, flags, store, C):
+    # T holds weight x probabilities; the bounds' constants are scaled, not the entries.
+    inverse = 1.0 / weight
+    centre = weight / C
+    log_c = np.log(C)
+    base = log_c - threshold + _EPSILON  # the quadratic bound's constant side
+    bins = BOUND_BINS * inverse
     kept = 0
     for j in range(T.shape[0]):
         best = np.float64(T[j, 0])
         total = best
+        square = (best - centre) * (best - centre)
         for c in range(1, C):
             v = np.float64(T[j, c])
             total += v
+            square += (v - centre) * (v - centre)
             best = v if v > best else best
-        # Both comparisons are False for NaN, so NaN rows are kept (and score NaN).
-        skip = (best * BOUND_BINS >= limit) & (abs(total - 1.0) <= ROW_SUM_SLACK)
-        flags[j] = 0.0 if skip else 1.0
+        s = total * inverse
+        q = best * inverse
+        top = q if q > 1.0 / C else 1.0 / C
+        # All comparisons are False for NaN, so NaN rows are kept (and score NaN).
+        tabled = (best * bins >= limit) & (abs(s - 1.0) <= ROW_SUM_SLACK)
+        quadratic = 2.0 * top * (base + (log_c - 1.0) * (s - 1.0)) < square * inverse * inverse
+        skip = tabled | quadratic
+        if store:
+            flags[j] = 0.0 if skip else 1.0
         kept += 0 if skip else 1
     return kept
 
 
-@numba.njit(**_JIT)
-def _entropy_flags(T, limit, flags):
-    """Flag (1.0) the rows that may reach the bound ``limit``; return how many."""
+@numba.njit(inline="always", **_JIT)
+def _entropy_bound(T, limit, threshold, weight, flags, store):
     C = T.shape[1]
     if C == 2:
-        return _entropy_flags_body(T, limit, flags, 2)
+        return _entropy_bound_body(T, limit, threshold, weight, flags, store, 2)
     if C == 3:
-        return _entropy_flags_body(T, limit, flags, 3)
+        return _entropy_bound_body(T, limit, threshold, weight, flags, store, 3)
     if C == 4:
-        return _entropy_flags_body(T, limit, flags, 4)
-    return _entropy_flags_body(T, limit, flags, C)
+        return _entropy_bound_body(T, limit, threshold, weight, flags, store, 4)
+    return _entropy_bound_body(T, limit, threshold, weight, flags, store, C)
+
+
+@numba.njit(**_JIT)
+def _entropy_flags(T, limit, threshold, flags):
+    """Flag (1.0) the rows of the probabilities ``T`` whose entropy may reach
+    ``threshold`` (by the table, whose ``limit`` comes from :func:`_bound_limit`, and
+    by the quadratic bound); return how many."""
+    return _entropy_bound(T, limit, threshold, 1.0, flags, True)
+
+
+@numba.njit(**_JIT)
+def _entropy_count(T, limit, threshold, weight):
+    """How many rows of ``T / weight`` may reach ``threshold``, as :func:`_entropy_flags`
+    would flag them, storing nothing.
+
+    For the consensus ``T`` holds the members' sums and ``weight`` is M: the scaled
+    ``sum * (1 / M)`` differs from the mean ``sum / M`` by an ulp or two, far inside
+    the bin of rounding slack that :func:`entropy_bound_table` keeps and inside
+    :data:`_EPSILON`, so the division by M waits for the few rows that are scored.
+    """
+    return _entropy_bound(T, limit, threshold, weight, T[0], False)
 
 
 @numba.njit(**_JIT)
@@ -123,7 +164,7 @@ def entropy_pruned(T, threshold, bound, out, floats, ints):
     (NaN elsewhere); return how many were scored (0: ``out`` left untouched)."""
     n, C = T.shape
     flags = floats[3]
-    if _entropy_flags(T, _bound_limit(bound, threshold), flags) == 0:
+    if _entropy_flags(T, _bound_limit(bound, threshold), threshold, flags) == 0:
         return 0
     rows = tile_rows(C)
     chosen = ints[rows * C : rows * C + rows]
@@ -149,10 +190,38 @@ def entropy_pruned(T, threshold, bound, out, floats, ints):
 @numba.njit(**_JIT)
 def consensus_entropy_pruned(flat, M, N, C, i0, n, threshold, bound, out, floats, ints):
     """Consensus entropies of the rows that may reach ``threshold`` (NaN elsewhere);
-    return how many were scored (0: ``out`` left untouched)."""
-    mean = floats[5]
-    _consensus(flat, M, N, C, i0, n, mean)
-    return entropy_pruned(mean[: n * C].reshape((n, C)), threshold, bound, out, floats, ints)
+    return how many were scored (0: ``out`` left untouched).
+
+    One pass over the members, a chunk of :data:`SUM_CHUNK` numbers at a time: the
+    chunk's members' sums (kept in L1) are bounded straight away, before any division
+    or logarithm, and only a chunk with a row that may reach ``threshold`` goes on to
+    the exact means (as :func:`~armillary_kernels._measures._consensus` computes them)
+    and :func:`entropy_pruned`.  Chunks, not the whole tile: while a heap fills, most
+    tiles hold a candidate or two.
+    """
+    sums = floats[5]
+    limit = _bound_limit(bound, threshold)
+    rows = max(1, SUM_CHUNK // C)
+    exact = 0  # bit b: chunk b went to the exact path (a tile has at most 32 chunks)
+    for b in range((n + rows - 1) // rows):
+        r0 = b * rows
+        r1 = min(n, r0 + rows)
+        part = sums[: (r1 - r0) * C]  # the same 2 KiB every time: stays in L1
+        member_sums(flat, M, N, C, (i0 + r0) * C, part)
+        T = part.reshape((r1 - r0, C))
+        if _entropy_count(T, limit, threshold, np.float64(M)) == 0:
+            continue
+        for e in range(part.shape[0]):
+            part[e] = part[e] / M
+        if entropy_pruned(T, threshold, bound, out[r0:r1], floats, ints) == 0:
+            out[r0:r1] = np.nan
+        exact |= np.int64(1) << b
+    if exact == 0:
+        return 0
+    for b in range((n + rows - 1) // rows):
+        if not (exact >> b) & 1:
+            out[b * rows : min(n, (b + 1) * rows)] = np.nan
+    return n
 
 
 @numba.njit(inline="always", **_JIT)

@@ -14,6 +14,8 @@ from ._measures import (
     _entropy_rows,
     _margin_rows,
     _vote_entropy_rows,
+    margin_blocks,
+    margin_reach,
     member_tile,
 )
 from ._prune import consensus_entropy_pruned, entropy_pruned, max_disagreement_rows
@@ -30,15 +32,23 @@ def score_tile(flat, M, N, C, i0, n, method, table, threshold, out, work):
     :func:`~armillary_kernels._prune.entropy_bound_table` for the (consensus) entropy.
     With a ``threshold`` above ``-inf`` (the minimum of a full top-k heap) the
     logarithmic measures may leave NaN in rows that provably cannot reach it (see
-    :mod:`armillary_kernels._prune`).  Returns the number of rows scored; 0 means
+    :mod:`armillary_kernels._prune`), and so may the margin and least confidence
+    (:func:`~armillary_kernels._measures.margin_reach`).  Returns the number of rows scored; 0 means
     none can reach the threshold and ``out`` was left as it was.
     """
     floats, ints = work
     pruning = threshold > -np.inf
-    if method == MARGIN:
-        _margin_rows(member_tile(flat, N, C, 0, i0, n), out, False)
-    elif method == LEAST_CONFIDENCE:
-        _margin_rows(member_tile(flat, N, C, 0, i0, n), out, True)
+    if method in (MARGIN, LEAST_CONFIDENCE):
+        T = member_tile(flat, N, C, 0, i0, n)
+        least_confidence = method == LEAST_CONFIDENCE
+        if not pruning:
+            _margin_rows(T, out, least_confidence)
+            return n
+        # With a full heap, first a pass that only finds the blocks that reach it.
+        mask = margin_reach(T, threshold, least_confidence)
+        if mask == 0:
+            return 0
+        margin_blocks(T, out, least_confidence, mask)
     elif method == ENTROPY and pruning:
         T = member_tile(flat, N, C, 0, i0, n)
         return entropy_pruned(T, threshold, table, out, floats, ints)

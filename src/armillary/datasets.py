@@ -18,7 +18,16 @@ Columns
     Vega magnitudes, as UKIDSS/2MASS and WISE publish them, so that quasars show the usual
     WISE cut ``w1 - w2 > ~0.6``.
 ``<band>_err``
-    1-sigma magnitude errors; they grow with magnitude towards each band's depth.
+    1-sigma magnitude errors; they grow with magnitude towards each band's 5-sigma depth
+    (sky-limited: ``0.217 * 10**(0.4 * (mag - depth))`` above a calibration floor).
+
+    The optical bands ``u g r i z y`` form the parent catalogue and are measured for every
+    row (forced photometry, as SDSS and PS1 stacks report it), errors capped at 1 mag. The
+    near- and mid-infrared bands ``j h k w1 w2`` come from separate surveys (UKIDSS LAS,
+    WISE) matched to it: a source measured below 3 sigma there (fainter than its depth
+    + 0.55 mag) is not in that survey's catalogue, so its magnitude and error are NaN.
+    Rows detected at >= 5 sigma in all 11 bands (every ``<band>_err`` < 0.2177) are what an
+    inner-join cross-match such as AstronomicAL's SDSS x UKIDSS x WISE example holds.
 ``redshift``
     A photometric-redshift-like estimate: the true redshift plus scatter and outliers;
     stars get small template-fit values near zero.
@@ -58,12 +67,18 @@ CLASS_NAMES = ("Star", "Galaxy", "QSO")
 """Class names, indexed by label."""
 BANDS = ("u", "g", "r", "i", "z", "y", "j", "h", "k", "w1", "w2")
 """Magnitude columns, bluest first."""
-GENERATOR_VERSION = 1
-"""Bumped whenever the same seed would give different rows."""
+GENERATOR_VERSION = 2
+"""Bumped whenever the same seed would give different rows.
+
+2: infrared non-detections (below 3 sigma in j h k w1 w2) are NaN, not magnitudes with
+errors of up to 1 mag."""
 
 _CLASS_FRACTIONS = (0.40, 0.45, 0.15)
 _BLOCK = 1024  # rows per random stream: output does not depend on chunk_rows
 _MAX_ERR = 1.0
+# Bands of the matched infrared surveys: NaN below their 3-sigma catalogue limit.
+_MATCHED = np.array([False] * 6 + [True] * 5)
+_DETECT_SIGMA = 3.0
 # 5-sigma depths (SDSS, PS1 y, UKIDSS LAS in Vega, CatWISE in Vega) and error floors.
 _DEPTH = np.array([22.3, 23.3, 23.1, 22.5, 21.3, 21.3, 19.6, 18.8, 18.2, 17.9, 16.6])
 _FLOOR = np.array([0.02, 0.01, 0.01, 0.01, 0.015, 0.02, 0.02, 0.02, 0.02, 0.025, 0.03])
@@ -227,6 +242,11 @@ def _simulate_block(seed, block, labelled_fraction):
     err = np.hypot(_FLOOR, 0.217 * 10 ** (0.4 * (mags - _DEPTH)))
     err = np.minimum(err, _MAX_ERR)
     observed = mags + rng.normal(size=mags.shape) * err
+    # Detection is decided on the measured flux, as a survey's catalogue threshold is.
+    limit = _DEPTH + 2.5 * np.log10(5.0 / _DETECT_SIGMA)
+    missing = _MATCHED & (observed > limit)
+    observed[missing] = np.nan
+    err[missing] = np.nan
     labels = np.where(rng.random(m) < labelled_fraction, true, -1)
     return {
         "RA": ra,

@@ -152,10 +152,22 @@ class _OneVsRest:
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        P = np.zeros((X.shape[0], self.n_classes), dtype=np.float64)
-        for c, est in self.estimators_.items():
-            proba = est.predict_proba(X)
-            P[:, c] = proba[:, list(est.classes_).index(1)]
+        positive = {
+            c: est.predict_proba(X)[:, list(est.classes_).index(1)]
+            for c, est in self.estimators_.items()
+        }
+        return self.combine(positive, X.shape[0])
+
+    def combine(self, positive: dict[int, np.ndarray], n_rows: int) -> np.ndarray:
+        """Normalised ``(n_rows, n_classes)`` probabilities from each fitted estimator's
+        probability of its class (``positive[c]``) and the constant classes.
+
+        Public so that the fused scoring (:class:`armillary.strategies.FusedScorer`)
+        combines its per-class outputs with exactly this arithmetic.
+        """
+        P = np.zeros((n_rows, self.n_classes), dtype=np.float64)
+        for c in self.estimators_:
+            P[:, c] = positive[c]
         for c, value in self.constant_.items():
             P[:, c] = value
         total = P.sum(axis=1, keepdims=True)

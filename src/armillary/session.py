@@ -362,8 +362,9 @@ class Session(LabelsMixin):
         """Ids of the top-``k`` pool rows of the current ranking (best first).
 
         With ``diverse=True`` the ``k`` rows are picked for information *and* variety
-        (uncertainty within clusters over the top of the ranking), which serves batches
-        better than the top ``k`` of one score.
+        (ranked batch mode over the top of the ranking: each pick trades its score
+        against its distance to the labelled rows and to the picks before it), so that
+        a batch does not spend ten labels on ten near-identical sources.
         """
         if not isinstance(k, int | np.integer) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -371,8 +372,11 @@ class Session(LabelsMixin):
         positions, scores = self._ranked(want)
         if diverse and len(positions) > k and self.model is not None:
             feats = self.model.transform(self._X[positions])
+            labelled = self.model.transform(self._X[self.training_data()[0]])
             clean = st.batch_scores(self.strategy, scores)
-            pick = st.diverse_batch(feats, clean, k, random_state=self.random_state)
+            pick = st.diverse_batch(
+                feats, clean, k, random_state=self.random_state, labelled=labelled
+            )
             positions = positions[pick]
         return [self.catalogue.id_at(int(p)) for p in positions[:k]]
 

@@ -3,7 +3,9 @@
 This compares strategies and learners without a human (as ml-research's StandardAL does):
 from a cold start, the loop fits, asks the strategy for the next rows, reveals their
 labels from the oracle, and scores every round on a held-out validation set. Nothing is
-written to any label store. Every run is reproducible from ``random_state``.
+written to any label store. Every run is reproducible from ``random_state``: run ``i``
+draws its seed from ``numpy.random.SeedSequence(random_state).spawn(seeds)[i]``, so the
+runs of neighbouring ``random_state`` values share nothing.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def simulate(
     strategy = st.resolve_strategy(strategy, committee=committee)
     spec = {"learner": learner, "scheme": scheme, "scale": scale, "classes": list(classes)}
     frames = []
-    for seed in range(seeds):
+    for seed, run_seed in enumerate(run_seeds(random_state, seeds)):
         rows = _run_one(
             X,
             oracle,
@@ -90,13 +92,23 @@ def simulate(
             batch,
             diverse,
             initial,
-            random_state + seed,
+            run_seed,
         )
         frame = pd.DataFrame(rows)
         frame.insert(0, "strategy", st.strategy_name(strategy) + (" (diverse)" if diverse else ""))
         frame.insert(0, "seed", seed)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def run_seeds(random_state: int, n: int) -> list[int]:
+    """Independent integer seeds for ``n`` runs, spawned from ``random_state``.
+
+    ``SeedSequence.spawn`` gives statistically independent streams, unlike
+    ``random_state + i`` with which ``random_state=0`` and ``1`` would share all but one run.
+    """
+    children = np.random.SeedSequence(random_state).spawn(n)
+    return [int(child.generate_state(1, dtype=np.uint32)[0] >> 1) for child in children]
 
 
 def _run_one(X, oracle, validation, pool, spec, strategy, budget, batch, diverse, initial, seed):
@@ -147,8 +159,12 @@ def _next_rows(X, oracle, pool, labelled, model, strategy, n, diverse, seed) -> 
         model, X, k, strategy, exclude=exclude, random_state=seed, chunk_rows=CHUNK_ROWS
     )
     if diverse and n > 1 and len(positions) > n:
-        feats = model.transform(X[positions])
-        pick = st.diverse_batch(feats, st.batch_scores(strategy, scores), n, random_state=seed)
+        both, _ = _standardise(model.transform(np.concatenate([X[positions], X[labelled]])),
+                               X[:0])  # one robust scale for candidates and labelled rows
+        feats, done = both[: len(positions)], both[len(positions) :]
+        pick = st.diverse_batch(
+            feats, st.batch_scores(strategy, scores), n, random_state=seed, labelled=done
+        )
         positions = positions[pick]
     return [int(p) for p in positions[:n]]
 

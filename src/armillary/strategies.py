@@ -19,12 +19,23 @@ from typing import Any
 
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.tree import DecisionTreeClassifier
 
 import armillary_kernels
+from armillary import _batch
+from armillary.learners import Learner
 
 SINGLE = ("least-confidence", "margin", "entropy", "random")
 COMMITTEE = ("vote-entropy", "consensus-entropy", "max-disagreement")
 NAMES = SINGLE + COMMITTEE
+#: Measures that :class:`FusedScorer` computes straight from the features.
+FUSED = ("least-confidence", "margin", "entropy")
+#: Estimators whose fused probabilities are bit-identical to ``predict_proba``. Not
+#: ``LogisticRegression``: scikit-learn multiplies float32 features in float32, the
+#: kernel in float64, so probabilities differ by ~1e-7 and picks would change.
+_FUSED_TREES = (RandomForestClassifier, ExtraTreesClassifier, DecisionTreeClassifier)
 
 Strategy = str | Callable[..., Any]
 
@@ -78,6 +89,8 @@ def rank_chunk(
     if strategy in COMMITTEE:
         members = learner.member_proba(X)
         return armillary_kernels.committee_top_k(members, k, method=strategy, **kw)
+    if isinstance(learner, FusedScorer):
+        return learner.top_k(X, k, strategy, **kw)
     proba = learner.predict_proba(X)
     return armillary_kernels.top_k(proba, k, method=strategy, **kw)
 
@@ -98,9 +111,12 @@ def rank_pool(
 
     ``rows`` restricts scoring to a sample of positions (``pool_sample``). Returns
     ``None`` when ``cancelled()`` turns true between chunks (newer labels arrived).
+    A learner that :func:`fused_scorer` can pack is scored by the fused kernel, with
+    the same picks as ``predict_proba``; any other keeps the ``predict_proba`` path.
     """
     if callable(strategy):
         return _rank_callable(learner, X, k, strategy, exclude=exclude, rows=rows)
+    learner = fused_scorer(learner, strategy) or learner
     if rows is not None:
         return _rank_rows(learner, X, k, strategy, exclude, random_state, chunk_rows, rows)
     parts = []
@@ -120,6 +136,110 @@ def rank_pool(
             )
         )
     return armillary_kernels.merge_top_k(parts, k, random_state=random_state)
+
+
+class FusedScorer:
+    """A fitted :class:`~armillary.learners.Learner` packed for the fused kernels.
+
+    Made by :func:`fused_scorer` once per ranking. Each chunk of raw rows is imputed and
+    scaled by the learner itself (``learner.transform``), passed through the member's
+    own pipeline steps, then scored by :func:`armillary_kernels.fused_top_k` tile by
+    tile, never building the chunk's probabilities. One-vs-rest members are packed one
+    estimator per class; their probabilities come from
+    :func:`armillary_kernels.fused_proba` and are combined by the member's own
+    ``combine``. Probabilities, scores and picks are those of ``learner.predict_proba``
+    bit for bit (a forest's trees summed in order, as ``predict_proba`` with
+    ``n_jobs=1`` sums them).
+    """
+
+    def __init__(self, learner: Learner, parts: dict[int | None, tuple[Any, Any]]) -> None:
+        self.learner = learner
+        self.member = learner.members_[0]
+        self.parts = parts  # class (None: multiclass) -> (pipeline steps or None, model)
+
+    def _proba(self, Xt: np.ndarray, key: int | None) -> np.ndarray:
+        steps, model = self.parts[key]
+        return armillary_kernels.fused_proba(_through(steps, Xt), model)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """What ``learner.predict_proba(X)`` returns, computed by the fused kernel."""
+        Xt = self.learner.transform(X)
+        if None in self.parts:
+            return self._proba(Xt, None)
+        positive = {c: self._proba(Xt, c)[:, 1] for c in self.parts}
+        return self.member.combine(positive, len(Xt))
+
+    def top_k(
+        self, X: np.ndarray, k: int, strategy: str, *, exclude, offset: int, random_state: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` of raw rows ``X`` (global indices ``offset + i``), as :func:`rank_chunk`."""
+        kw = {"exclude": exclude, "random_state": random_state, "offset": offset}
+        if None not in self.parts:
+            proba = self.predict_proba(X)
+            return armillary_kernels.top_k(proba, k, method=strategy, **kw)
+        steps, model = self.parts[None]
+        Xt = _through(steps, self.learner.transform(X))
+        return armillary_kernels.fused_top_k(Xt, model, k, strategy, **kw)
+
+
+def fused_scorer(learner: Any, strategy: Strategy) -> FusedScorer | None:
+    """A :class:`FusedScorer` for ``learner`` and ``strategy``, or ``None`` when the
+    fused kernel cannot give exactly ``learner.predict_proba``'s picks.
+
+    Fused: a fitted :class:`~armillary.learners.Learner` with one member (no committee),
+    multiclass or one-vs-rest, whose estimators are exactly ``RandomForestClassifier``,
+    ``ExtraTreesClassifier`` or ``DecisionTreeClassifier`` (subclasses may change
+    ``predict_proba``), bare or last in a ``Pipeline``; strategy margin,
+    least-confidence or entropy. Anything else returns ``None``.
+    """
+    if not (isinstance(strategy, str) and strategy in FUSED):
+        return None
+    if type(learner) is not Learner or len(getattr(learner, "members_", ())) != 1:
+        return None
+    member = learner.members_[0]
+    if learner.scheme == "multiclass":
+        estimators = {None: member}
+    else:
+        estimators = dict(getattr(member, "estimators_", {}))
+    parts = {}
+    for key, estimator in estimators.items():
+        part = _pack(estimator, learner.n_classes if key is None else None)
+        if part is None:
+            return None
+        parts[key] = part
+    if learner.scheme != "multiclass" and not parts:
+        return None  # every class constant: nothing to fuse
+    return FusedScorer(learner, parts)
+
+
+def _pack(estimator: Any, n_classes: int | None) -> tuple[Any, Any] | None:
+    """(pipeline steps or None, packed trees) of a fitted estimator, or ``None``.
+
+    With ``n_classes``, the trees' class columns are spread over ``n_classes`` columns
+    as :func:`~armillary.learners.aligned_proba` does (absent classes are zero); else
+    (one-vs-rest) the estimator must know classes 0 and 1 in that order.
+    """
+    steps = None
+    if type(estimator) is Pipeline:
+        steps, estimator = estimator[:-1], estimator[-1]
+    if type(estimator) not in _FUSED_TREES or getattr(estimator, "n_outputs_", 1) != 1:
+        return None
+    classes = np.asarray(estimator.classes_)
+    if n_classes is None and classes.tolist() != [0, 1]:
+        return None
+    try:
+        model = armillary_kernels.from_sklearn(estimator)
+    except ValueError:
+        return None
+    if n_classes is not None and len(classes) != n_classes:
+        value = np.zeros((len(model.value), n_classes))
+        value[:, classes.astype(np.intp)] = model.value
+        model = model._replace(value=value)
+    return steps, model
+
+
+def _through(steps: Any, Xt: np.ndarray) -> np.ndarray:
+    return Xt if steps is None else np.asarray(steps.transform(Xt))
 
 
 def _rank_rows(learner, X, k, strategy, exclude, random_state, chunk_rows, rows):
@@ -208,21 +328,40 @@ def learner_input(X: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 
 def diverse_batch(
-    features: np.ndarray, scores: np.ndarray, n: int, *, random_state: int = 0
+    features: np.ndarray,
+    scores: np.ndarray,
+    n: int,
+    *,
+    random_state: int = 0,
+    labelled: np.ndarray | None = None,
+    method: str = "auto",
 ) -> np.ndarray:
-    """Uncertainty within clusters: pick ``n`` informative *and* different rows.
+    """Pick ``n`` informative *and* different rows of the candidates.
 
-    ``features`` (already imputed and scaled) and ``scores`` describe the candidates, e.g.
-    the top few hundred of the ranking. They are split into ``n`` clusters (k-means); the
-    best-scored row of each cluster is taken, clusters in order of their best score.
-    Returns indices into the candidates. With ``n`` >= the number of candidates all are
-    returned, best first.
+    ``features`` (already imputed and scaled) and ``scores`` (higher is better) describe
+    the candidates, e.g. the top few hundred of the ranking. Returns indices into them.
+    With ``n`` >= the number of candidates all are returned, best first.
+
+    ``method="ranked"``: ranked batch mode (Cardoso et al. 2017, modAL's
+    ``uncertainty_batch_sampling``), greedy picks trading uncertainty against distance to
+    ``labelled`` (features of the labelled rows, same space) and to the picks so far; see
+    :mod:`armillary._batch`. ``method="clusters"``: uncertainty within clusters, the
+    best-scored row of each of ``n`` k-means clusters, clusters in order of their best score.
+    ``method="auto"`` (default): ranked.
     """
+    if method not in ("auto", "ranked", "clusters"):
+        raise ValueError(
+            f"unknown diverse batch method {method!r}; valid: auto, ranked, clusters"
+        )
+    if method == "auto":
+        method = "ranked"
     m = len(scores)
     if n >= m:
         return np.argsort(-scores, kind="stable")
     if n <= 1:
         return np.array([int(np.argmax(scores))])
+    if method == "ranked":
+        return _batch.ranked_batch(features, scores, n, labelled)
     km = KMeans(n_clusters=n, n_init=3, random_state=random_state).fit(features)
     picks = []
     for c in range(n):

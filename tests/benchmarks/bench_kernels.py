@@ -4,6 +4,8 @@ A script, not a test: it prints tables and asserts nothing.
 
     python tests/benchmarks/bench_kernels.py            # the full run (~10 minutes)
     python tests/benchmarks/bench_kernels.py --quick    # small sizes, a minute or so
+    python tests/benchmarks/bench_kernels.py --only least-confidence,consensus-entropy
+                                                        # those rows of the full run only
 
 Times are the best of a few runs (modAL at N = 1e7 runs once), wall clock, on every
 core numba is allowed (``NUMBA_NUM_THREADS``).  Ratios: ``modAL/ours`` and
@@ -154,14 +156,24 @@ def ratio(a: float | None, b: float | None, digits: int = 1) -> str:
 # --------------------------------------------------------------------- sections
 
 
-def single_model(sizes: list[int], quick: bool) -> None:
+def chosen(strategies: dict, only: set[str] | None) -> dict:
+    """The strategies named in ``--only`` (all without it)."""
+    return {name: fn for name, fn in strategies.items() if only is None or name in only}
+
+
+def single_model(sizes: list[int], quick: bool, only: set[str] | None = None) -> None:
     from modAL import uncertainty
 
-    strategies = {
-        "margin": uncertainty.margin_sampling,
-        "least-confidence": uncertainty.uncertainty_sampling,
-        "entropy": uncertainty.entropy_sampling,
-    }
+    strategies = chosen(
+        {
+            "margin": uncertainty.margin_sampling,
+            "least-confidence": uncertainty.uncertainty_sampling,
+            "entropy": uncertainty.entropy_sampling,
+        },
+        only,
+    )
+    if not strategies:
+        return
     print("\n## Single-model measures, top-10 (seconds)\n")
     print(
         row(
@@ -209,7 +221,7 @@ def single_model(sizes: list[int], quick: bool) -> None:
                     )
                 )
             del P
-    if not quick:
+    if not quick and "margin" in strategies:
         big_margin()
 
 
@@ -239,14 +251,19 @@ def big_margin() -> None:
     )
 
 
-def committee(sizes: list[int]) -> None:
+def committee(sizes: list[int], only: set[str] | None = None) -> None:
     from modAL import disagreement
 
-    strategies = {
-        "vote-entropy": disagreement.vote_entropy_sampling,
-        "consensus-entropy": disagreement.consensus_entropy_sampling,
-        "max-disagreement": disagreement.max_disagreement_sampling,
-    }
+    strategies = chosen(
+        {
+            "vote-entropy": disagreement.vote_entropy_sampling,
+            "consensus-entropy": disagreement.consensus_entropy_sampling,
+            "max-disagreement": disagreement.max_disagreement_sampling,
+        },
+        only,
+    )
+    if not strategies:
+        return
     print("\n## Committee measures, M = 5, C = 4, top-10 (seconds)\n")
     print(
         row("N", "C", "dtype", "method", "modAL", "", "ours", "bw-ref", "modAL/ours", "", "bw/ours")
@@ -390,33 +407,50 @@ def compile_times() -> None:
     )
 
 
+SINGLE = ("margin", "least-confidence", "entropy")
+COMMITTEE = ("vote-entropy", "consensus-entropy", "max-disagreement")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
+    parser.add_argument(
+        "--only",
+        metavar="METHODS",
+        help="comma-separated measures to time (of " + ", ".join(SINGLE + COMMITTEE) + "); "
+        "the fused, binning and compile sections are then skipped",
+    )
     args = parser.parse_args()
+    only = None if args.only is None else set(args.only.split(","))
+    if only is not None and not only <= set(SINGLE + COMMITTEE):
+        parser.error(f"unknown measures in --only: {sorted(only - set(SINGLE + COMMITTEE))}")
     started = time.perf_counter()
     print(
-        f"# bench_kernels{' --quick' if args.quick else ''}: numba {numba.__version__}, "
+        f"# bench_kernels{' --quick' if args.quick else ''}"
+        f"{'' if only is None else ' --only ' + args.only}: numba {numba.__version__}, "
         f"numpy {np.__version__}, {numba.get_num_threads()} threads, "
         f"load average {os.getloadavg()[0]:.2f}"
     )
     warmup = probabilities(1000, 4, np.float64)  # compile outside the timings
-    for method in ("margin", "least-confidence", "entropy"):
+    for method in SINGLE:
         ak.top_k(warmup, K, method)
-    for method in ("vote-entropy", "consensus-entropy", "max-disagreement"):
+    for method in COMMITTEE:
         ak.committee_top_k(np.stack([warmup] * 5), K, method)
     ak.top_k(warmup.astype(np.float32), K)
     if args.quick:
-        single_model([100_000, 1_000_000], quick=True)
-        committee([100_000])
-        fused(100_000, 20)
-        binning(1_000_000)
+        single_model([100_000, 1_000_000], quick=True, only=only)
+        committee([100_000], only=only)
     else:
-        single_model([1_000_000, 10_000_000], quick=False)
-        committee([1_000_000, 10_000_000])
-        fused(1_000_000, 100)
-        binning(10_000_000)
-    compile_times()
+        single_model([1_000_000, 10_000_000], quick=False, only=only)
+        committee([1_000_000, 10_000_000], only=only)
+    if only is None:
+        if args.quick:
+            fused(100_000, 20)
+            binning(1_000_000)
+        else:
+            fused(1_000_000, 100)
+            binning(10_000_000)
+        compile_times()
     print(
         f"\n# done in {time.perf_counter() - started:.0f} s, load average {os.getloadavg()[0]:.2f}"
     )

@@ -6,6 +6,7 @@ measured in one run.
     python tests/benchmarks/bench_loop.py                 # 10M rows (generated once, ~1 min)
     python tests/benchmarks/bench_loop.py --rows 1000000  # smaller
     python tests/benchmarks/bench_loop.py --quick         # 200k rows, 50 labels
+    python tests/benchmarks/bench_loop.py --unfused       # as before the fused rescoring
 
 What it measures, on the example catalogue with a 100-tree random forest and margin:
 
@@ -144,12 +145,22 @@ def main() -> None:
         "--data", type=Path, default=Path(tempfile.gettempdir()) / "armillary-bench"
     )
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--unfused",
+        action="store_true",
+        help="rescore with predict_proba + top_k, not the fused kernel (the old path)",
+    )
     args = parser.parse_args()
+    if args.unfused:
+        import armillary.strategies
+
+        armillary.strategies.fused_scorer = lambda learner, strategy: None
     if args.quick:
         args.rows, args.labels, args.astro_rows, args.pool_sample = 200_000, 50, 200_000, 50_000
     args.data.mkdir(parents=True, exist_ok=True)
     version = sys.version.split()[0]
     print(f"python {version}, {os.cpu_count()} cores, armillary {armillary.__version__}")
+    print("rescoring: " + ("predict_proba + top_k (--unfused)" if args.unfused else "fused"))
     cat = catalogue(args.rows, args.data)
     truth = cat.column("true_label").astype(np.int64)
     rows = []
