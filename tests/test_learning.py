@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from armillary import _batch, strategies
 from armillary.learners import LEARNERS, Learner
 from armillary.model_io import TREE_TYPES, load_model
+from helpers import label_rows, pool_rows
 
 CLASSES = ["Star", "Galaxy", "QSO"]
 
@@ -48,28 +49,6 @@ def pick(codes, per_class, classes=(0, 1, 2), seed=0) -> np.ndarray:
     return np.concatenate(
         [rng.choice(np.flatnonzero(codes == c), per_class, replace=False) for c in classes]
     )
-
-
-def label_rows(session, positions, truth, wrong=None) -> list:
-    """Label rows by their true class (``wrong`` maps a position to another class)."""
-    ids = []
-    for pos in positions:
-        row_id = session.catalogue.id_at(int(pos))
-        session.label(row_id, (wrong or {}).get(int(pos), truth[int(pos)]))
-        ids.append(row_id)
-    return ids
-
-
-def pool_rows(session, truth, per_class, seed=0) -> dict[str, np.ndarray]:
-    """``per_class`` random rows of each true class that the session may propose
-    (``rows_of_each_class`` may include held-out rows, which are never trained on)."""
-    rng = np.random.default_rng(seed)
-    free = np.ones(len(truth), dtype=bool)
-    free[session.evaluation.held_out] = False
-    return {
-        name: rng.choice(np.flatnonzero((truth == name) & free), size=per_class, replace=False)
-        for name in ("Star", "Galaxy", "QSO")
-    }
 
 
 def label_each_class(session, truth, per_class, seed=0) -> list:

@@ -19,6 +19,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from armillary import strategies as st
 from armillary.learners import Learner
+from helpers import label_rows, pool_rows
 
 #: Long enough never to be reached by a working build.
 PATIENCE = 60
@@ -47,27 +48,6 @@ def gated_tree() -> type[DecisionTreeClassifier]:
 
     GatedTree.gate.set()
     return GatedTree
-
-
-def label_rows(session, positions, truth) -> list:
-    ids = []
-    for pos in positions:
-        row_id = session.catalogue.id_at(int(pos))
-        session.label(row_id, truth[int(pos)])
-        ids.append(row_id)
-    return ids
-
-
-def pool_rows(session, truth, per_class, seed=0) -> dict[str, np.ndarray]:
-    """``per_class`` random rows of each true class that the session may propose
-    (``rows_of_each_class`` may include held-out rows, which are never trained on)."""
-    rng = np.random.default_rng(seed)
-    free = np.ones(len(truth), dtype=bool)
-    free[session.evaluation.held_out] = False
-    return {
-        name: rng.choice(np.flatnonzero((truth == name) & free), size=per_class, replace=False)
-        for name in ("Star", "Galaxy", "QSO")
-    }
 
 
 def close_gate(tree: type[DecisionTreeClassifier]) -> None:

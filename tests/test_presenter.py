@@ -16,13 +16,9 @@ from sklearn.tree import DecisionTreeClassifier
 
 from armillary.presenter import PanePresenter, format_value
 from armillary.widget import LabelPane
+from helpers import human_events
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def human_events(store) -> int:
-    """Events people made (the catalogue's own labels, recorded on open, left out)."""
-    return len(store.events(provenance="human"))
 
 
 def act(pane: LabelPane, seq: int, action: str, row_id=None, label=None, client="c1"):

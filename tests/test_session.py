@@ -22,28 +22,14 @@ from armillary.errors import (
     UnknownIdError,
 )
 from armillary.learners import make_learner
+from helpers import human_events, label_rows
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def label_rows(session: Session, positions, truth) -> list:
-    """Label rows by their true class (the simulated astronomer); returns their ids."""
-    ids = []
-    for pos in positions:
-        row_id = session.catalogue.id_at(int(pos))
-        session.label(row_id, truth[int(pos)])
-        ids.append(row_id)
-    return ids
 
 
 def label_each_class(session, rows_of_each_class, truth, per_class, seed=0) -> list:
     rows = rows_of_each_class(per_class, seed)
     return [i for name in rows for i in label_rows(session, rows[name], truth)]
-
-
-def human_events(store: LabelStore) -> int:
-    """Events people made (the catalogue's own labels, recorded on open, left out)."""
-    return len(store.events(provenance="human"))
 
 
 def store_events(path: Path) -> int:

@@ -175,36 +175,20 @@ class Trainer:
         """Top ``k`` of the pool under ``model`` (the pool sample, or all of it)."""
         s = self.settings
         rows = self._sample_rows(snap)
+        def ranked(scorer: Any) -> tuple[np.ndarray, np.ndarray] | None:
+            return st.rank_pool(
+                scorer, self.X, k, s.strategy, exclude=snap.exclude,
+                random_state=s.random_state, chunk_rows=s.chunk_rows, rows=rows,
+                cancelled=cancelled,
+            )  # fmt: skip
+
         if s.balance and isinstance(s.strategy, str) and s.strategy in st.SINGLE:
             counts = np.bincount(snap.codes, minlength=s.n_classes)
-            per_class = [
-                st.rank_pool(
-                    _ClassFilter(model, c),
-                    self.X,
-                    k,
-                    s.strategy,
-                    exclude=snap.exclude,
-                    random_state=s.random_state,
-                    chunk_rows=s.chunk_rows,
-                    rows=rows,
-                    cancelled=cancelled,
-                )
-                for c in range(s.n_classes)
-            ]
+            per_class = [ranked(_ClassFilter(model, c)) for c in range(s.n_classes)]
             if any(p is None for p in per_class):
                 return None
             return st.balanced_merge(per_class, counts, k)
-        return st.rank_pool(
-            model,
-            self.X,
-            k,
-            s.strategy,
-            exclude=snap.exclude,
-            random_state=s.random_state,
-            chunk_rows=s.chunk_rows,
-            rows=rows,
-            cancelled=cancelled,
-        )
+        return ranked(model)
 
     def _sample_rows(self, snap: Snapshot) -> np.ndarray | None:
         """With ``pool_sample``, a fresh seeded sample of the pool, except every
