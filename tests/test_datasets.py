@@ -44,7 +44,8 @@ def by_class(data, label):
 
 def test_columns_dtypes_and_big_endian(made):
     path, data, header = made
-    expected = ["ID", "RA", "DEC", *BANDS, *[f"{b}_err" for b in BANDS], "redshift", "Lx",
+    expected = ["ID", "RA", "DEC", *BANDS, *[f"{b}_err" for b in BANDS], "r_psf_model",
+                "redshift", "Lx",
                 "labels", "true_label", "thumbnail"]
     assert data.dtype.names == tuple(expected)
     assert len(data) == N
@@ -144,6 +145,21 @@ def test_classes_sit_where_real_ones_do(data):
     assert median(galaxies, "g", "j") > median(stars, "g", "j") + 0.5
     assert np.median(galaxies["redshift"]) > 0.1
     assert np.median(qsos["redshift"]) > np.median(galaxies["redshift"])
+
+
+def test_morphology_separates_point_sources_from_galaxies(data):
+    stars, galaxies, qsos = (by_class(data, k) for k in range(3))
+    bright = {name: rows[rows["r"] < 20] for name, rows in
+              (("star", stars), ("galaxy", galaxies), ("qso", qsos))}  # fmt: skip
+    # SDSS's cut: extended above psf - model = 0.145
+    assert np.mean(bright["star"]["r_psf_model"] < 0.145) > 0.95
+    assert np.mean(bright["qso"]["r_psf_model"] < 0.145) > 0.85
+    assert np.mean(bright["galaxy"]["r_psf_model"] > 0.145) > 0.9
+    # faint sources blur: the scatter of point sources grows with the photometric error
+    faint = stars[stars["r"] > 21]
+    spread = {"faint": np.median(np.abs(faint["r_psf_model"])),
+              "bright": np.median(np.abs(bright["star"]["r_psf_model"]))}  # fmt: skip
+    assert spread["faint"] > 2 * spread["bright"]
 
 
 def test_stellar_locus_is_one_dimensional(data):

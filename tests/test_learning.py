@@ -407,7 +407,7 @@ def test_a_strategy_returning_bad_indices_is_an_error(make_session, truth):
 # -- batches -----------------------------------------------------------------------------
 
 
-def test_a_diverse_batch_is_more_spread_than_the_top_of_the_ranking(make_session, truth):
+def test_a_diverse_batch_holds_no_near_copies_unlike_the_top_of_the_ranking(make_session, truth):
     session = make_session(learner="logistic-regression", scale="standard", queue_size=200)
     labelled = set(label_each_class(session, truth, per_class=5))
     assert session.refresh() >= 1
@@ -418,12 +418,12 @@ def test_a_diverse_batch_is_more_spread_than_the_top_of_the_ranking(make_session
     assert set(diverse) <= set(session.query(100))  # informative: from the top 100
     assert set(diverse) != set(top)
 
-    def spread(ids) -> float:
+    def closest_pair(ids) -> float:
         Z = session.model.transform(session._X[positions_of(session, ids)])
         distances = np.sqrt(((Z[:, None, :] - Z[None, :, :]) ** 2).sum(axis=2))
-        return float(distances[np.triu_indices(len(ids), 1)].mean())
+        return float(distances[np.triu_indices(len(ids), 1)].min())
 
-    assert spread(diverse) > 1.3 * spread(top)
+    assert closest_pair(diverse) > 1.3 * closest_pair(top)  # no near-copies in the batch
 
 
 def test_a_diverse_batch_of_a_modal_strategy_keeps_its_direction(make_session, truth, tmp_path):
@@ -446,17 +446,27 @@ def test_a_diverse_batch_of_a_modal_strategy_keeps_its_direction(make_session, t
     assert leaning == [True, True]
 
 
-def test_diverse_batch_takes_the_best_row_of_each_cluster():
+def test_a_clustered_batch_takes_a_central_row_of_each_cluster_leaning_uncertain():
     rng = np.random.default_rng(0)
     centres = np.array([[0.0, 0.0], [50.0, 0.0], [0.0, 50.0]])
-    blob = np.repeat(np.arange(3), 20)
-    features = centres[blob] + rng.normal(size=(60, 2))
-    scores = rng.random(60)
-    picks = strategies.diverse_batch(features, scores, 3, random_state=0, method="clusters")
-    assert sorted(blob[picks]) == [0, 1, 2]
-    for i in picks:
-        assert scores[i] == scores[blob == blob[i]].max()
-    assert (np.diff(scores[picks]) <= 0).all()  # best first
+    blob = np.repeat(np.arange(3), 40)
+    features = centres[blob] + rng.normal(size=(120, 2))
+    # Inside each blob the uncertain rows lie to the right (x above the blob's centre),
+    # and one far outlier carries the best score of all.
+    right = features[:, 0] > centres[blob, 0]
+    scores = np.where(right, 0.8, 0.1) + 0.01 * rng.random(120)
+    features[0] = [0.0, -30.0]
+    scores[0] = 1.0
+    for method in ("auto", "clusters"):
+        picks = strategies.diverse_batch(features, scores, 3, random_state=0, method=method)
+        assert sorted(blob[picks]) == [0, 1, 2]
+        assert 0 not in picks  # the outlier is not what a cluster is like
+        assert right[picks].all()  # weighted centres sit among the uncertain rows
+        assert (np.diff(scores[picks]) <= 0).all()  # best first
+    # Fewer distinct rows than the batch: filled with the best-scored ones, no repeats.
+    same = np.zeros((6, 2))
+    picks = strategies.diverse_batch(same, np.arange(6.0), 4, method="clusters")
+    assert len(set(picks.tolist())) == 4
 
 
 def test_diverse_batch_edge_cases():
@@ -474,12 +484,13 @@ def test_ranked_batch_trades_uncertainty_against_distance():
     features = centres[blob] + rng.normal(size=(60, 2))
     scores = np.where(blob == 0, 0.9, 0.5) + 0.01 * rng.random(60)  # blob 0 most uncertain
     # The top of the ranking is all blob 0; a ranked batch spreads over the blobs.
-    picks = strategies.diverse_batch(features, scores, 3, labelled=np.empty((0, 2)))
+    picks = strategies.diverse_batch(features, scores, 3, labelled=np.empty((0, 2)),
+                                     method="ranked")  # fmt: skip
     assert sorted(blob[picks]) == [0, 1, 2]
     assert blob[picks[0]] == 0
     assert scores[picks[0]] == scores.max()
     # A labelled row in blob 1 makes blob 1 the least wanted.
-    near = strategies.diverse_batch(features, scores, 2, labelled=centres[[1]])
+    near = strategies.diverse_batch(features, scores, 2, labelled=centres[[1]], method="ranked")
     assert sorted(blob[near]) == [0, 2]
     # alpha = 0: the top of the ranking; alpha = 1: farthest-first, scores ignored.
     top = _batch.ranked_batch(features, scores, 5, centres[[1]], alpha=0.0)

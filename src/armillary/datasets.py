@@ -28,6 +28,12 @@ Columns
     + 0.55 mag) is not in that survey's catalogue, so its magnitude and error are NaN.
     Rows detected at >= 5 sigma in all 11 bands (every ``<band>_err`` < 0.2177) are what an
     inner-join cross-match such as AstronomicAL's SDSS x UKIDSS x WISE example holds.
+``r_psf_model``
+    r-band PSF magnitude minus model magnitude, SDSS's star/galaxy separator: about 0 for
+    point sources (stars, quasars), positive for resolved galaxies (about 0.1-2 mag, less
+    for small, distant ones; SDSS calls a source extended above 0.145). Its scatter grows
+    with ``r_err``, so faint galaxies and point sources merge, as they do in real surveys.
+    A few per cent of stars are blends, and low-redshift quasars show their host.
 ``redshift``
     A photometric-redshift-like estimate: the true redshift plus scatter and outliers;
     stars get small template-fit values near zero.
@@ -58,6 +64,7 @@ import numpy as np
 __all__ = [
     "BANDS",
     "CLASS_NAMES",
+    "EXAMPLE_FEATURES",
     "GENERATOR_VERSION",
     "generator_parameters",
     "make_catalogue",
@@ -67,11 +74,20 @@ CLASS_NAMES = ("Star", "Galaxy", "QSO")
 """Class names, indexed by label."""
 BANDS = ("u", "g", "r", "i", "z", "y", "j", "h", "k", "w1", "w2")
 """Magnitude columns, bluest first."""
-GENERATOR_VERSION = 2
+EXAMPLE_FEATURES = (
+    "u - g", "g - r", "r - i", "i - z", "z - y", "y - j", "j - h", "h - k", "k - w1", "w1 - w2",
+    "r_psf_model",
+)  # fmt: skip
+"""The features the examples and benchmarks train on: the ten adjacent colours, bluest
+first, and the morphology column (what an astronomer would pick for star / galaxy /
+quasar separation)."""
+GENERATOR_VERSION = 3
 """Bumped whenever the same seed would give different rows.
 
 2: infrared non-detections (below 3 sigma in j h k w1 w2) are NaN, not magnitudes with
-errors of up to 1 mag."""
+errors of up to 1 mag.
+3: a morphology column, ``r_psf_model`` (PSF minus model magnitude); every other column
+is unchanged."""
 
 _CLASS_FRACTIONS = (0.40, 0.45, 0.15)
 _BLOCK = 1024  # rows per random stream: output does not depend on chunk_rows
@@ -219,6 +235,22 @@ def _log_lx(rng, labels, redshift):
     return np.where(rng.random(m) < detect_p, values, np.nan)
 
 
+def _psf_minus_model(rng, labels, true_z, r_err):
+    """r PSF - model magnitude: 0 for point sources, growing with a galaxy's angular size.
+
+    A galaxy's half-light radius (lognormal around 3.5 kpc) is seen at ``8 z / (0.3 + z)``
+    kpc per arcsec (close to the true angular scale for z < 1.5); a profile of radius
+    ``re`` under a 1.2 arcsec seeing loses ``1.25 log10(1 + (re / 0.6)**2)`` mag in a PSF fit.
+    """
+    m = labels.size
+    re = rng.lognormal(np.log(3.5), 0.45, m) * (0.3 + true_z) / (8.0 * np.maximum(true_z, 1e-3))
+    galaxy = 1.25 * np.log10(1.0 + (re / 0.6) ** 2)
+    host = np.where(true_z < 0.7, 0.25 * (1.0 - true_z / 0.7) * rng.random(m), 0.0)
+    blend = np.where(rng.random(m) < 0.03, rng.uniform(0.05, 0.3, m), 0.0)
+    value = np.choose(labels, [blend, galaxy, host])
+    return value + rng.normal(size=m) * np.hypot(0.015, 1.5 * r_err)
+
+
 def _simulate_block(seed, block, labelled_fraction):
     """All per-row quantities of one block of :data:`_BLOCK` rows (its own random stream)."""
     rng = np.random.default_rng([seed, block])
@@ -248,12 +280,15 @@ def _simulate_block(seed, block, labelled_fraction):
     observed[missing] = np.nan
     err[missing] = np.nan
     labels = np.where(rng.random(m) < labelled_fraction, true, -1)
+    # Its own stream, so that adding the column changed no other value.
+    morphology = _psf_minus_model(np.random.default_rng([seed, block, 3]), true, true_z, err[:, 2])
     return {
         "RA": ra,
         "DEC": dec,
         "mags": observed,
         "errs": err,
         "redshift": photo_z,
+        "r_psf_model": morphology,
         "true_z": true_z,
         "Lx": _log_lx(rng, true, true_z),
         "labels": labels,
@@ -385,6 +420,7 @@ def _columns(id_width, thumb_width):
         cols.append((band, "E", "mag", f"{band} magnitude ({system})"))
     cols += [(f"{band}_err", "E", "mag", f"{band} 1-sigma error") for band in BANDS]
     cols += [
+        ("r_psf_model", "E", "mag", "r PSF - model magnitude (0: point source)"),
         ("redshift", "E", None, "photometric-redshift-like estimate"),
         ("Lx", "E", None, "log10 Lx [erg/s], NaN: undetected"),
         ("labels", "I", None, "0 Star, 1 Galaxy, 2 QSO, -1 unknown"),
@@ -433,7 +469,7 @@ def _pack(sim, rows, dtype, row_digits, thumbs):
     rec["ID"] = _format_ids(
         sim["RA"][keep], sim["DEC"][keep], rows, sim["prefix"][keep], row_digits
     )
-    for name in ("RA", "DEC", "redshift", "Lx", "labels", "true_label"):
+    for name in ("RA", "DEC", "r_psf_model", "redshift", "Lx", "labels", "true_label"):
         rec[name] = sim[name][keep]
     for b, band in enumerate(BANDS):
         rec[band] = sim["mags"][keep, b]

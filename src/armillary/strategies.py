@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.cluster import kmeans_plusplus
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeClassifier
@@ -342,19 +342,18 @@ def diverse_batch(
     the candidates, e.g. the top few hundred of the ranking. Returns indices into them.
     With ``n`` >= the number of candidates all are returned, best first.
 
-    ``method="ranked"``: ranked batch mode (Cardoso et al. 2017, modAL's
-    ``uncertainty_batch_sampling``), greedy picks trading uncertainty against distance to
-    ``labelled`` (features of the labelled rows, same space) and to the picks so far; see
-    :mod:`armillary._batch`. ``method="clusters"``: uncertainty within clusters, the
-    best-scored row of each of ``n`` k-means clusters, clusters in order of their best score.
-    ``method="auto"`` (default): ranked.
+    ``method="clusters"`` (and ``"auto"``, the default): diverse mini-batch selection
+    (Zhdanov 2019): k-means into ``n`` clusters weighted by uncertainty, and from each
+    the candidate nearest its centre, best score first. ``method="ranked"``: ranked batch
+    mode (Cardoso et al. 2017, modAL's ``uncertainty_batch_sampling``), greedy picks
+    trading uncertainty against distance to ``labelled`` (features of the labelled rows,
+    same space) and to the picks so far. Both are in :mod:`armillary._batch`, with why
+    clusters is the default.
     """
     if method not in ("auto", "ranked", "clusters"):
         raise ValueError(
             f"unknown diverse batch method {method!r}; valid: auto, ranked, clusters"
         )
-    if method == "auto":
-        method = "ranked"
     m = len(scores)
     if n >= m:
         return np.argsort(-scores, kind="stable")
@@ -362,14 +361,7 @@ def diverse_batch(
         return np.array([int(np.argmax(scores))])
     if method == "ranked":
         return _batch.ranked_batch(features, scores, n, labelled)
-    km = KMeans(n_clusters=n, n_init=3, random_state=random_state).fit(features)
-    picks = []
-    for c in range(n):
-        members = np.flatnonzero(km.labels_ == c)
-        if members.size:
-            picks.append(members[np.argmax(scores[members])])
-    picks = np.array(picks, dtype=np.int64)
-    return picks[np.argsort(-scores[picks], kind="stable")]
+    return _batch.clustered_batch(features, scores, n, random_state)
 
 
 def seed_order(features: np.ndarray, n: int, *, random_state: int = 0) -> np.ndarray:

@@ -31,25 +31,14 @@ from pathlib import Path
 import numpy as np
 
 import armillary
-from armillary.datasets import make_catalogue
+from armillary.datasets import EXAMPLE_FEATURES, GENERATOR_VERSION, make_catalogue
 
-FEATURES = [
-    "u - g",
-    "g - r",
-    "r - i",
-    "i - z",
-    "z - y",
-    "y - j",
-    "j - h",
-    "h - k",
-    "k - w1",
-    "w1 - w2",
-]
+FEATURES = list(EXAMPLE_FEATURES)
 CLASSES = ["Star", "Galaxy", "QSO"]
 
 
 def catalogue(rows: int, folder: Path) -> armillary.Catalogue:
-    path = folder / f"catalogue_{rows}.fits"
+    path = folder / f"catalogue_{rows}_v{GENERATOR_VERSION}.fits"
     if not path.exists():
         t = time.perf_counter()
         make_catalogue(n=rows, seed=0, path=path, thumbnails=0)
