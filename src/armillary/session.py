@@ -358,16 +358,19 @@ class Session(LabelsMixin):
         path = Path(text)
         return path if path.is_absolute() else Path(self.catalogue.source).parent / path
 
-    def query(self, k: int = 10, *, diverse: bool = False) -> list[Any]:
+    def query(self, k: int = 10, *, diverse: bool | str = False) -> list[Any]:
         """Ids of the top-``k`` pool rows of the current ranking (best first).
 
         With ``diverse=True`` the ``k`` rows are picked for information *and* variety
-        (ranked batch mode over the top of the ranking: each pick trades its score
-        against its distance to the labelled rows and to the picks before it), so that
-        a batch does not spend ten labels on ten near-identical sources.
+        from the top ``10 k`` of the ranking, so that a batch does not spend ten labels
+        on ten near-identical sources: the row nearest the centre of each of ``k``
+        uncertainty-weighted k-means clusters. ``diverse="ranked"`` uses ranked batch
+        mode instead (each pick trades its score against its distance to the labelled
+        rows and the picks before it); see :func:`armillary.strategies.diverse_batch`.
         """
         if not isinstance(k, int | np.integer) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
+        method = diverse if isinstance(diverse, str) else "auto"
         want = max(k * 10, k) if diverse else k
         positions, scores = self._ranked(want)
         if diverse and len(positions) > k and self.model is not None:
@@ -375,7 +378,8 @@ class Session(LabelsMixin):
             labelled = self.model.transform(self._X[self.training_data()[0]])
             clean = st.batch_scores(self.strategy, scores)
             pick = st.diverse_batch(
-                feats, clean, k, random_state=self.random_state, labelled=labelled
+                feats, clean, k, random_state=self.random_state, labelled=labelled,
+                method=method,
             )
             positions = positions[pick]
         return [self.catalogue.id_at(int(p)) for p in positions[:k]]

@@ -54,7 +54,8 @@ def simulate(
     classes : class names, in code order.
     validation : positions scored every round, never queried or trained on.
     strategy : name or modAL-style callable; ``batch`` rows are labelled per round,
-        chosen with uncertainty-within-clusters when ``diverse`` is true.
+        chosen as a diverse batch (:func:`armillary.strategies.diverse_batch`) when
+        ``diverse`` is true.
     initial : size of the cold-start seed set (k-means++); default ``len(classes)``.
     pool : positions that may be queried (default: every row with a known label that is
         not in ``validation``).

@@ -7,9 +7,9 @@ scored in one fused pass per chunk by :mod:`armillary_kernels`, never building m
 one chunk of probabilities at a time.
 
 Besides ranking, this module holds the selectors the session uses around it: a
-diversity-aware batch (uncertainty within clusters), the cold-start seed set (k-means++
-over a sample of the pool), a farthest-first search for classes not yet labelled, and a
-class-balanced merge for rare classes.
+diversity-aware batch (uncertainty-weighted clusters, or ranked batch mode), the
+cold-start seed set (k-means++ over a sample of the pool), a farthest-first search for
+classes not yet labelled, and a class-balanced merge for rare classes.
 """
 
 from __future__ import annotations
