@@ -7,6 +7,8 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
+import time
 import tracemalloc
 
 import h5py
@@ -17,6 +19,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 import armillary._cache
+import armillary._fits
 from armillary.catalogue import open_catalogue
 from armillary.datasets import make_catalogue
 from armillary.errors import CatalogueError, CatalogueNotFoundError
@@ -152,6 +155,110 @@ def test_interrupted_conversion_leaves_no_cache(copy, monkeypatch, small_chunks)
     cat = open_catalogue(copy, progress=False)
     assert len(cat) == N
     assert cat.cache_path.name == "sky.fits.armillary.hdf5"
+
+
+def test_failure_in_the_reader_leaves_no_cache(copy, monkeypatch, small_chunks):
+    """The reader runs ahead in a thread of its own: its errors stop the conversion too."""
+    rows = armillary._fits.FitsReader._rows
+    calls = []
+
+    def failing(self, *args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("disk gone")
+        return rows(self, *args)
+
+    monkeypatch.setattr(armillary._fits.FitsReader, "_rows", failing)
+    with pytest.raises(RuntimeError, match="disk gone"):
+        open_catalogue(copy, progress=False)
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["sky.fits"]
+
+
+_KILLED = """
+import sys, time
+import armillary._cache as cache
+from armillary.catalogue import open_catalogue
+
+cache.CHUNK_ROWS = 100
+write = cache._write_chunk
+def slow(*args):
+    write(*args)
+    print("writing", flush=True)
+    time.sleep(60)
+cache._write_chunk = slow
+open_catalogue(sys.argv[1], progress=False)
+"""
+
+
+@pytest.mark.skipif(os.name == "nt", reason="kills a process with SIGKILL")
+def test_killed_conversion_leaves_no_cache_that_is_used(copy):
+    """A process killed while converting (as by a crash or a power cut, which the fsync
+    before the rename covers) leaves at most its temporary file, never used as a cache."""
+    child = subprocess.Popen([sys.executable, "-c", _KILLED, str(copy)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "writing"
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    tmp = f".sky.fits.armillary.hdf5.{child.pid}.tmp"
+    left = sorted(p.name for p in copy.parent.iterdir())
+    assert left == [tmp, f"{tmp}.keys", "sky.fits"]  # the half cache, the id keys spooled
+    cat = open_catalogue(copy, progress=False)
+    assert len(cat) == N
+    np.testing.assert_array_equal(cat.column("RA"), fits.getdata(copy, 1)["RA"])
+
+
+def test_cache_is_fsynced_before_it_is_renamed(copy, monkeypatch, small_chunks):
+    """Writeback starts while the conversion runs; the fsync before the rename stays."""
+    events = []
+    monkeypatch.setattr(armillary._cache, "_WRITEBACK_BYTES", 1)
+    monkeypatch.setattr(armillary._cache, "_writeback_starter",
+                        lambda: lambda fd: events.append("writeback"))
+    fsync = armillary._cache._fsync
+    monkeypatch.setattr(armillary._cache, "_fsync", lambda path, directory=False: (
+        events.append(("fsync", path.name, directory)), fsync(path, directory))[1])
+    replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (
+        events.append(("replace", os.path.basename(a))), replace(a, b))[1])
+    cat = open_catalogue(copy, progress=False)
+    tmp = f".sky.fits.armillary.hdf5.{os.getpid()}.tmp"
+    assert events.count("writeback") >= N // 200  # a few per chunk here
+    assert [e for e in events if e != "writeback"] == [
+        ("fsync", tmp, False), ("replace", tmp), ("fsync", "data", True)]
+    assert events.index(("fsync", tmp, False)) > max(
+        k for k, e in enumerate(events) if e == "writeback")
+    assert len(cat) == N
+
+
+def test_short_writes_are_completed(copy, monkeypatch):
+    """A write may take fewer bytes than given (large writes, signals): the rest follows."""
+    if not hasattr(os, "pwrite"):
+        pytest.skip("no os.pwrite")
+    pwrite = os.pwrite
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, at: pwrite(fd, data[:777], at))
+    cat = open_catalogue(copy, progress=False)
+    data = fits.getdata(copy, 1)
+    np.testing.assert_array_equal(cat.column("RA"), data["RA"])
+    assert list(cat.column("ID")) == [s.strip() for s in data["ID"]]
+
+
+def test_reader_running_ahead_never_overwrites_a_chunk_being_written(copy, monkeypatch,
+                                                                      small_chunks):
+    """The FITS reader reuses its arrays from chunk to chunk, but only those of chunks
+    the writer is done with, however far ahead of a slow writer it runs."""
+    write = armillary._cache._write_chunk
+
+    def slow(*args):
+        time.sleep(0.02)  # the reader fills the queue meanwhile
+        return write(*args)
+
+    monkeypatch.setattr(armillary._cache, "_write_chunk", slow)
+    cat = open_catalogue(copy, progress=False)
+    data = fits.getdata(copy, 1)
+    for name in ("RA", "DEC", "u", "w2_err", "Lx", "labels"):
+        np.testing.assert_array_equal(cat.column(name), data[name])
 
 
 def test_strings_and_ids_across_many_chunks(copy, small_chunks):
@@ -290,3 +397,17 @@ def test_empty_tables(tmp_path):
             pytest.warns(UserWarning, match=r"left out of the catalogue: t \(timestamp"):
         open_catalogue(pd.DataFrame({"t": pd.to_datetime(["2020-01-01"])}),
                        id_column=None, cache_dir=tmp_path)
+
+
+def test_writer_keeps_what_a_buffered_handle_holds(tmp_path):
+    """Writes at offsets (pwrite) come after what a buffered file still holds (a header
+    written through it), and the header stays where it was written."""
+    path = tmp_path / "x.npy"
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_2_0(
+            handle, {"descr": "<u8", "fortran_order": False, "shape": (2, 3)})
+        writer = armillary._cache._Writer(handle)
+        part = (handle.tell(), np.dtype("<u8"))
+        writer.put(part, 3, np.array([7, 8, 9], np.uint64))
+        writer.put(part, 0, np.array([1, 2, 3], np.uint64))
+    np.testing.assert_array_equal(np.load(path), [[1, 2, 3], [7, 8, 9]])

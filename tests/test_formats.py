@@ -17,6 +17,8 @@ from astropy.table import MaskedColumn, QTable, Table
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import armillary._cache
+import armillary._fits
 from armillary.catalogue import open_catalogue
 from armillary.errors import CatalogueError
 from armillary.formats import MAX_ELEMENTS
@@ -296,6 +298,116 @@ def test_fits_nulls_scaling_strings_bools_and_vectors(tmp_path, open_):
     assert [c for c in cat.columns if c.startswith("IMG")] == [f"IMG_{k}" for k in range(6)]
     for k in range(6):
         np.testing.assert_array_equal(cat.column(f"IMG_{k}"), flat[:, k])
+
+
+def _mixed_fits(path, n, plain_only=False):
+    """A FITS table whose plain columns lie at odd offsets (after a byte), side by side
+    in runs of one type (E E E and a 3E vector) between other types; unless
+    ``plain_only``, also a string column, and scaled, TNULL and boolean ones inside the
+    run of E columns."""
+    rng = np.random.default_rng(3)
+    floats = rng.normal(0, 1e3, (n, 6)).astype(np.float32)
+    floats[::17, 1] = np.nan
+    floats[5, 2] = -np.inf
+    columns = [
+        fits.Column("B", "B", array=rng.integers(0, 256, n).astype(np.uint8)),
+        fits.Column("S", "3A", array=np.array([f"s{i % 50}" for i in range(n)])),
+        fits.Column("E0", "E", array=floats[:, 0]),
+        fits.Column("E1", "E", array=floats[:, 1]),
+        fits.Column("E2", "E", array=floats[:, 2]),
+        fits.Column("V", "3E", array=floats[:, 3:6]),
+        fits.Column("J", "J", array=rng.integers(-2**31, 2**31 - 1, n).astype(np.int32)),
+        fits.Column("D", "D", array=rng.normal(0, 1, n)),
+        fits.Column("K", "K", array=rng.integers(-2**62, 2**62, n)),
+        fits.Column("I", "I", array=rng.integers(-2**15, 2**15 - 1, n).astype(np.int16)),
+    ]
+    if not plain_only:
+        columns[4:4] = [
+            fits.Column("NULLED", "J", null=-7, array=np.where(np.arange(n) % 5 == 0, -7,
+                                                                np.arange(n))),
+            fits.Column("U16", "I", bzero=32768, array=np.arange(n, dtype=np.uint16) * 13),
+            fits.Column("FLAG", "L", array=np.arange(n) % 3 == 0),
+        ]
+    else:
+        columns = [c for c in columns if c.name != "S"]
+    fits.BinTableHDU.from_columns(columns).writeto(path)
+    if not plain_only:
+        fits.setval(path, "TSCAL1", value=0.5, ext=1)  # B: scaled to float64
+        fits.setval(path, "TZERO1", value=-3.0, ext=1)
+    return Table.read(path, mask_invalid=False)
+
+
+@pytest.mark.parametrize("plain_only", [False, True])
+def test_fits_columns_convert_exactly_across_chunks_and_blocks(tmp_path, open_, monkeypatch,
+                                                               plain_only):
+    """Big-endian values become native ones bit for bit, with chunks and the blocks of
+    records decoded at a time ending anywhere (also inside a vector)."""
+    monkeypatch.setattr(armillary._cache, "CHUNK_ROWS", 37)
+    monkeypatch.setattr(armillary._fits, "_BLOCK_BYTES", 300)
+    path = tmp_path / "mixed.fits"
+    n = 401
+    reference = _mixed_fits(path, n, plain_only)
+    cat = open_(path, id_column=None)
+    names = list(cat.columns)
+    expected = {}
+    for name in reference.colnames:
+        values = reference[name]
+        if values.ndim > 1:
+            expected.update({f"{name}_{k}": values[:, k] for k in range(values.shape[1])})
+        else:
+            expected[name] = values
+    assert names == list(expected)
+    for name, values in expected.items():
+        got = cat.column(name)
+        if name == "S":
+            assert list(got) == [str(v) for v in values]
+            continue
+        data = np.ma.getdata(values)
+        if name == "NULLED":
+            np.testing.assert_array_equal(np.ma.getmaskarray(got), data == -7)
+            np.testing.assert_array_equal(np.ma.getdata(got)[data != -7], data[data != -7])
+            continue
+        assert got.dtype == data.dtype.newbyteorder("="), name
+        np.testing.assert_array_equal(np.asarray(got), data, err_msg=name)  # NaN == NaN
+        assert np.asarray(got).view(np.uint8).tobytes() == (
+            data.astype(data.dtype.newbyteorder("=")).view(np.uint8).tobytes())
+
+
+def test_fits_reader_recycles_its_arrays_only_when_asked(tmp_path):
+    path = tmp_path / "mixed.fits"
+    reference = _mixed_fits(path, 100, plain_only=True)
+    reader = armillary._fits.open_fits(path)
+    try:
+        fresh = list(reader.chunks(chunk_rows=9))
+        recycled = [{k: v.copy() for k, v in c.items()} for c in
+                    reader.chunks(chunk_rows=9, recycle=3)]
+        views = list(reader.chunks(chunk_rows=9, recycle=3))
+    finally:
+        reader.close()
+    assert len(fresh) == len(recycled) == 12
+    for one, other in zip(fresh, recycled, strict=True):
+        assert list(one) == list(other)
+        for name in one:
+            np.testing.assert_array_equal(one[name], other[name])
+    np.testing.assert_array_equal(np.concatenate([c["E1"] for c in fresh]),
+                                  reference["E1"])
+    # chunk i's arrays are reused by chunk i + 3, and by no chunk in between
+    assert np.shares_memory(views[0]["E0"], views[3]["E0"])
+    assert not any(np.shares_memory(views[0]["E0"], views[k]["E0"]) for k in (1, 2))
+    assert not any(np.shares_memory(fresh[0]["E0"], c["E0"]) for c in fresh[1:])
+
+
+def test_fits_plain_columns_side_by_side_are_decoded_together(tmp_path):
+    path = tmp_path / "mixed.fits"
+    _mixed_fits(path, 10, plain_only=True)
+    reader = armillary._fits.open_fits(path)
+    try:
+        runs = armillary._fits._runs(reader._dtype, reader._decode, list(reader.columns))
+    finally:
+        reader.close()
+    assert [run.names for run in runs] == [
+        ["B"], ["E0", "E1", "E2", "V_0", "V_1", "V_2"], ["J"], ["D"], ["K"], ["I"]]
+    assert [run.offset for run in runs] == [0, 1, 25, 29, 37, 45]
 
 
 def test_wide_vectors_and_variable_arrays_are_skipped_with_a_warning(tmp_path, open_):

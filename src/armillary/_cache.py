@@ -8,11 +8,15 @@ layout whose datasets are allocated up front (contiguous, never filled) and then
 with plain file writes at their offsets, so the conversion runs at disk speed with a few
 chunks in memory. The id column's keys are spooled to a scratch file meanwhile and sorted
 into the id index a group at a time (:func:`armillary._ids.sorted_runs`). The file is
-written under a temporary name, fsynced once and renamed when complete.
+written under a temporary name, fsynced once and renamed when complete; its writeback to
+disk is started as it is written (:class:`_Writer`), so that the fsync has little left
+to wait for. The source is read and decoded in a thread of its own, a few chunks ahead
+of the writes (:func:`armillary._chunks.prefetched`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -32,6 +36,7 @@ CACHE_VERSION = 2
 CACHE_SUFFIX = ".armillary.hdf5"
 ENV_CACHE_DIR = "ARMILLARY_CACHE_DIR"
 CHUNK_ROWS = 262_144
+_AHEAD = 2  # chunks the reader's thread makes ahead of the writer
 _HEAD_BYTES = 1 << 16
 _PROGRESS_DELAY = 0.5  # seconds before a progress bar shows
 _MAX_CATEGORIES = 1 << 16
@@ -368,12 +373,18 @@ class _Writer:
 
     The file's blocks are allocated first where the OS can do that cheaply (Linux), so
     that the writes fill allocated space instead of each asking the file system for
-    room, and the ``fsync`` before the rename has no allocation left to make.
+    room, and the ``fsync`` before the rename has no allocation left to make. Every
+    :data:`_WRITEBACK_BYTES` written, the OS is asked to start writing the file's dirty
+    pages to disk without waiting for them (Linux's ``sync_file_range``), so that the
+    disk works while the conversion goes on and the ``fsync`` at the end finds little
+    left to write; the ``fsync`` still makes the whole file durable.
     """
 
     def __init__(self, handle):
         self.handle = handle
         _allocate(handle)
+        self._writeback = _writeback_starter()
+        self._dirty = 0
 
     def put(self, part, first, array):
         offset, dtype = part
@@ -384,8 +395,52 @@ class _Writer:
             array = array.view(np.uint8)
         elif array.dtype != dtype:
             array = array.astype(dtype)
-        self.handle.seek(offset + first * dtype.itemsize)
-        self.handle.write(memoryview(array).cast("B"))
+        data = memoryview(array).cast("B")
+        _write_at(self.handle, offset + first * dtype.itemsize, data)
+        self._dirty += data.nbytes
+        if self._dirty >= _WRITEBACK_BYTES and self._writeback is not None:
+            self._writeback(self.handle.fileno())
+            self._dirty = 0
+
+
+_WRITEBACK_BYTES = 1 << 25
+"""Bytes written between two requests to start writing the file back to disk."""
+
+
+def _write_at(handle, position, data):
+    """Write all of ``data`` (a byte memoryview) at ``position`` of the file ``handle``
+    (a single write may take fewer bytes than given); what a buffered ``handle`` holds
+    is written first."""
+    handle.flush()
+    done = 0
+    if hasattr(os, "pwrite"):
+        while done < data.nbytes:
+            done += os.pwrite(handle.fileno(), data[done:], position + done)
+        return
+    handle.seek(position)
+    while done < data.nbytes:
+        done += handle.write(data[done:])
+
+
+@functools.cache
+def _writeback_starter():
+    """``start(fd)``: have the OS start writing a file's dirty pages to disk, not waiting
+    for them (``sync_file_range(SYNC_FILE_RANGE_WRITE)``); None where that is missing."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+
+    def start(fd):
+        call(fd, 0, 0, 2)  # SYNC_FILE_RANGE_WRITE, the whole file; a failure changes nothing
+
+    return start
 
 
 def _allocate(handle):
@@ -435,7 +490,11 @@ def _convert(reader, where, the_plan, id_column, writer, spool, bar):
     for name in cursor:
         writer.put(where[name]["offsets"], 0, np.zeros(1, np.int64))
     start = 0
-    for chunk in prefetched(reader.chunks(chunk_rows=CHUNK_ROWS)):
+    # the reader may reuse a chunk's arrays once the writer is done with it: it runs at
+    # most _AHEAD chunks (queued) + 1 (being made) ahead of the chunk being written
+    recycle = {"recycle": _AHEAD + 2} if getattr(reader, "recycles", False) else {}
+    chunks = reader.chunks(chunk_rows=CHUNK_ROWS, **recycle)
+    for chunk in prefetched(chunks, depth=_AHEAD):
         size = len(next(iter(chunk.values())))
         if start + size > the_plan.nrows:
             raise CatalogueError("the table grew while it was being read")
@@ -555,13 +614,14 @@ def build_cache(
             finally:
                 if spool is not None:
                     spool.close()
-        with h5py.File(tmp, "r+") as h5:
-            if unique is not None:
-                h5[f"armillary_index/{id_column}"].attrs["unique"] = unique
-            if report is not None:
-                h5.attrs["armillary_bytes_before"] = report["bytes_before"]
-                h5.attrs["armillary_bytes_after"] = report["bytes_after"]
-                h5.attrs["armillary_changes"] = repr(report["changes"])
+        if unique is not None or report is not None:
+            with h5py.File(tmp, "r+") as h5:
+                if unique is not None:
+                    h5[f"armillary_index/{id_column}"].attrs["unique"] = unique
+                if report is not None:
+                    h5.attrs["armillary_bytes_before"] = report["bytes_before"]
+                    h5.attrs["armillary_bytes_after"] = report["bytes_after"]
+                    h5.attrs["armillary_changes"] = repr(report["changes"])
         _fsync(tmp)
         os.replace(tmp, cache)
         _fsync(cache.parent, directory=True)

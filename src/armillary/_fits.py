@@ -127,6 +127,8 @@ class FitsReader:
     """
 
     format = "fits"
+    recycles = True
+    """:meth:`chunks` takes ``recycle=`` (arrays reused from chunk to chunk)."""
 
     def __init__(self, path, hdul, index):
         self.path = path
@@ -220,29 +222,57 @@ class FitsReader:
             got += n
         return out
 
-    def chunks(self, names=None, chunk_rows=262_144):
+    def chunks(self, names=None, chunk_rows=262_144, recycle=0):
         """Yield ``{name: values}`` for consecutive row chunks.
 
-        The raw records of a chunk are read into one buffer kept from chunk to chunk;
-        plain numeric columns (no scaling, no nulls) are then byte-swapped into their
-        arrays a cache-sized block of rows at a time, so that each block of records is
-        fetched from memory once for all its columns rather than once per column.
+        The raw records are read into one buffer kept from chunk to chunk: a cache-sized
+        block of records at a time where every column asked for is plain (numbers, not
+        scaled, without nulls), else a whole chunk. Plain columns whose values lie side
+        by side in a record, with one type (the columns of a table of ``E`` columns, the
+        elements of a vector), form a run: each block of a run is byte-swapped and
+        transposed into a ``(columns, rows)`` array in one call, while the block is in
+        the cache, and each column is a contiguous row of that array.
+
+        Parameters
+        ----------
+        names : list of str, optional
+            The columns to decode (default: all).
+        chunk_rows : int
+        recycle : int
+            With ``k > 0``, the plain columns' arrays of chunk ``i`` are written into the
+            buffers of chunk ``i - k``: for a consumer that is done with a chunk by the
+            time ``k`` more have been made (no fresh pages for each chunk). With 0 (the
+            default) every chunk has arrays of its own.
         """
+        if not self.nrows:
+            return
         names = list(self.columns if names is None else names)
-        plain = [n for n in names if _plain(self._decode[n])]
-        others = [n for n in names if n not in plain]
-        buffer = None if self._file is None else np.empty(min(chunk_rows, self.nrows), self._dtype)
+        runs = _runs(self._dtype, self._decode, [n for n in names if _plain(self._decode[n])])
+        where = {name: (k, j) for k, run in enumerate(runs) for j, name in enumerate(run.names)}
+        others = [n for n in names if n not in where]
+        width = min(chunk_rows, self.nrows)
         block = max(1, _BLOCK_BYTES // self._dtype.itemsize)
-        for start in range(0, self.nrows, chunk_rows):
-            rows = self._rows(start, min(start + chunk_rows, self.nrows), buffer)
-            chunk = {n: np.empty(len(rows), self._decode[n].kind) for n in plain}
-            for first in range(0, len(rows), block):
-                records = rows[first : first + block]
-                for name in plain:
-                    np.copyto(
-                        chunk[name][first : first + len(records)],
-                        _field(records, self._decode[name]),
-                    )
+        whole = bool(others) or self._file is None  # else: read a block at a time
+        buffer = None if self._file is None else np.empty(width if whole else block, self._dtype)
+        ring = []
+        for number, start in enumerate(range(0, self.nrows, chunk_rows)):
+            n = min(chunk_rows, self.nrows - start)
+            if recycle and len(ring) == recycle:
+                outs = ring[number % recycle]
+            else:
+                outs = [np.empty((len(r.names), width), r.kind) for r in runs]
+                if recycle:
+                    ring.append(outs)
+            rows = self._rows(start, start + n, buffer) if whole else None
+            for first in range(0, n if runs else 0, block):
+                last = min(first + block, n)
+                if whole:
+                    records = _bytes(rows[first:last])
+                else:  # read into a cache-sized buffer, decoded while still in the cache
+                    records = _bytes(self._rows(start + first, start + last, buffer))
+                for run, out in zip(runs, outs, strict=True):
+                    np.copyto(out[:, first:last], run.source(records).T)
+            chunk = {name: outs[k][j, :n] for name, (k, j) in where.items()}
             chunk.update((name, _decode(rows, self._decode[name])) for name in others)
             yield {name: chunk[name] for name in names}
 
@@ -279,6 +309,46 @@ def _physical_kind(raw, form, scale, zero):
 
 
 _BLOCK_BYTES = 1 << 19  # raw records decoded at a time: well inside a core's L2 cache
+
+
+@dataclass
+class _Run:
+    """Plain columns whose stored values lie side by side, with one type, in a record."""
+
+    offset: int  # of the first value in the record, in bytes
+    raw: np.dtype  # the stored (big-endian) type of each value
+    names: list
+    kind: np.dtype  # their native type
+
+    def source(self, records):
+        """The run's stored values in ``records`` (a rows x record-bytes uint8 array),
+        as a (rows, columns) strided view."""
+        stop = self.offset + len(self.names) * self.raw.itemsize
+        return records[:, self.offset : stop].view(self.raw)
+
+
+def _runs(dtype, decode, names):
+    """The plain columns ``names`` of records of ``dtype``, grouped into :class:`_Run`."""
+    located = []
+    for name in dict.fromkeys(names):
+        how = decode[name]
+        field, offset = dtype.fields[how.field][:2]
+        raw = field.base
+        located.append((offset + (how.element or 0) * raw.itemsize, raw, name, how.kind))
+    runs = []
+    for offset, raw, name, kind in sorted(located, key=lambda item: item[0]):
+        last = runs[-1] if runs else None
+        if last and last.raw == raw and offset == last.offset + len(last.names) * raw.itemsize:
+            last.names.append(name)
+        else:
+            runs.append(_Run(offset, raw, [name], kind))
+    return runs
+
+
+def _bytes(records):
+    """Records as a (rows, record bytes) uint8 array, a view where they are contiguous."""
+    records = np.ascontiguousarray(records)
+    return records.view(np.uint8).reshape(len(records), records.dtype.itemsize)
 
 
 def _plain(how):

@@ -20,9 +20,13 @@ own (so that peak RSS, from ``getrusage``, belongs to that step alone):
 
 Each child first imports what it needs and opens a tiny table, so the times exclude
 imports and vaex's one-time plugin discovery; that overhead is printed on its own line.
-Times are the best of ``--repeat`` runs; the page cache is warm (the files were just
-written), as it is when a notebook reopens a catalogue. Files are deleted at the end
-unless ``--keep``.
+Times are the best of ``--repeat`` runs; the runs of steps 1 and 2 alternate (astropy,
+convert, astropy, convert, ...) so that both are timed over the same stretch of a shared
+machine's changing load, and the conversion's line also gives its throughput over
+astropy's run by run (sorted). The conversion includes the ``fsync`` that makes the
+cache durable before it is renamed into place. The page cache is warm (the files were
+just written), as it is when a notebook reopens a catalogue. Files are deleted at the
+end unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -198,32 +202,42 @@ CHILDREN = {
 }
 
 
+def _child(task, args):
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", task, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        sys.exit(f"child {task} failed:\n{done.stdout}\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _best(results):
+    best = min(results, key=lambda r: r["seconds"])
+    return {**best, "rss": max(r["rss"] for r in results), "all": [r["seconds"] for r in results]}
+
+
 def run_child(task, repeat=1, before=None, **args):
     """Run ``task`` in fresh interpreters ``repeat`` times: best time, highest RSS."""
-    results = []
+    return run_alternating([(task, before, args)], repeat)[0]
+
+
+def run_alternating(steps, repeat):
+    """Run ``steps`` (``(task, before, args)`` each) in turn, ``repeat`` rounds, so that
+    steps compared with each other are timed over the same stretch of time (on a shared
+    machine the load changes from second to second); per step, as :func:`run_child`."""
+    results = [[] for _ in steps]
     for _ in range(repeat):
-        if before is not None:
-            before()
-        done = subprocess.run(
-            [sys.executable, __file__, "--child", task, json.dumps(args)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode:
-            sys.exit(f"child {task} failed:\n{done.stdout}\n{done.stderr}")
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    best = min(results, key=lambda r: r["seconds"])
-    return {**best, "rss": max(r["rss"] for r in results)}
+        for (task, before, args), done in zip(steps, results, strict=True):
+            if before is not None:
+                before()
+            done.append(_child(task, args))
+    return [_best(done) for done in results]
 
 
 # --------------------------------------------------------------------------- main
-
-
-def _row(step, seconds, megabytes=None, rss=None, note=""):
-    speed = f"{megabytes / seconds:8.0f}" if megabytes else " " * 8
-    memory = f"{rss:9.0f}" if rss is not None else " " * 9
-    return f"| {step:<44} | {seconds:8.3f} | {speed} | {memory} | {note}"
 
 
 def measure(folder, rows, big_rows, repeat):
@@ -233,13 +247,16 @@ def measure(folder, rows, big_rows, repeat):
     data_mb = write_fits(fits_path, rows, SMALL_COLUMNS) / 1e6
     write_fits(scratch / "tiny.fits", 10, 2)
     common = {"path": str(fits_path), "rows": rows, "scratch": str(scratch)}
-    astropy = run_child("astropy", repeat, tiny=str(scratch / "tiny.fits"), **common)
-    convert = run_child(
-        "convert",
+    astropy, convert = run_alternating(
+        [
+            ("astropy", None, {"tiny": str(scratch / "tiny.fits"), **common}),
+            (
+                "convert",
+                lambda: shutil.rmtree(cache_dir, True),
+                {"cache_dir": str(cache_dir), **common},
+            ),
+        ],
         repeat,
-        before=lambda: shutil.rmtree(cache_dir, True),
-        cache_dir=str(cache_dir),
-        **common,
     )
     reopen = run_child("reopen", repeat, cache_dir=str(cache_dir), **common)
     big = folder / "big.armillary.hdf5"
@@ -248,67 +265,90 @@ def measure(folder, rows, big_rows, repeat):
     opened = run_child("reopen", repeat, path=str(big), rows=big_rows, scratch=str(scratch))
     passed = run_child("pass", 1, path=str(big), rows=big_rows, scratch=str(scratch), order="C")
     passed_f = run_child("pass", 1, path=str(big), rows=big_rows, scratch=str(scratch), order="F")
+    ratio = astropy["seconds"] / convert["seconds"]
+    paired = sorted(a / c for a, c in zip(astropy["all"], convert["all"], strict=True))
     return locals()
+
+
+def table(header, rows):
+    """A Markdown table, as lines: ``header`` is (title, "<" or ">") per column (left or
+    right aligned), ``rows`` lists of cells already formatted as text."""
+    widths = [
+        max(len(title), *(len(row[k]) for row in rows)) for k, (title, _) in enumerate(header)
+    ]
+
+    def line(cells):
+        padded = (
+            f"{cell:{align}{width}}"
+            for cell, (_, align), width in zip(cells, header, widths, strict=True)
+        )
+        return f"| {' | '.join(padded)} |"
+
+    rule = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
+    return [line([title for title, _ in header]), rule, *(line(row) for row in rows)]
 
 
 def report(m, rows, big_rows):
     small = f"{rows / 1e6:g}M x {SMALL_COLUMNS} float32 FITS ({m['data_mb']:.0f} MB)"
     big = f"{big_rows / 1e6:g}M x {BIG_COLUMNS} float32 cache ({m['big_mb']:.0f} MB)"
-    lines = [
-        f"Catalogue benchmark: {small}; {big}",
-        "",
-        f"| {'step':<44} | {'time s':>8} | {'MB/s':>8} | {'peak RSS':>9} | note",
-        f"|{'-' * 46}|{'-' * 10}|{'-' * 10}|{'-' * 11}|------",
-        _row(
+    big_label = f"{big_rows / 1e6:g}M-row cache"
+    steps = [  # (step, result, MB it handles or None, note)
+        (
             "astropy Table.read (reference)",
-            m["astropy"]["seconds"],
+            m["astropy"],
             m["data_mb"],
-            m["astropy"]["rss"],
             f"after imports {m['astropy']['base']:.0f} MB",
         ),
-        _row(
+        (
             "open_catalogue: convert FITS -> cache",
-            m["convert"]["seconds"],
+            m["convert"],
             m["data_mb"],
-            m["convert"]["rss"],
-            f"after imports {m['convert']['base']:.0f} MB",
+            f"after imports {m['convert']['base']:.0f} MB; {m['ratio']:.2f} x astropy's MB/s "
+            f"(run by run: {', '.join(f'{r:.2f}' for r in m['paired'])})",
         ),
-        _row(
+        (
             "  one-time imports + vaex plugins (excluded)",
-            m["convert"]["overhead"],
-            None,
+            {"seconds": m["convert"]["overhead"]},
             None,
             "first open in a process",
         ),
-        _row("open_catalogue: reopen from cache", m["reopen"]["seconds"], None, m["reopen"]["rss"]),
-        _row(
-            f"generate {big_rows / 1e6:g}M-row cache (same writer)",
-            m["generate"]["seconds"],
-            m["big_mb"],
-            m["generate"]["rss"],
-        ),
-        _row(
-            f"open_catalogue: open {big_rows / 1e6:g}M-row cache",
-            m["opened"]["seconds"],
-            None,
-            m["opened"]["rss"],
-        ),
-        _row(
+        ("open_catalogue: reopen from cache", m["reopen"], None, ""),
+        (f"generate {big_label} (same writer)", m["generate"], m["big_mb"], ""),
+        (f"open_catalogue: open {big_label}", m["opened"], None, ""),
+        (
             f"iter_chunks: full pass, {BIG_COLUMNS} columns",
-            m["passed"]["seconds"],
+            m["passed"],
             m["big_mb"],
-            m["passed"]["rss"],
             f"after open {m['passed']['base']:.0f} MB; C-order blocks + sums",
         ),
-        _row(
+        (
             "  the same, order='F' (columns read in place)",
-            m["passed_f"]["seconds"],
+            m["passed_f"],
             m["big_mb"],
-            m["passed_f"]["rss"],
             f"after open {m['passed_f']['base']:.0f} MB",
         ),
     ]
-    return "\n".join([*lines, "", *_verdicts(m, big_rows)])
+    cells = [
+        [
+            step,
+            f"{result['seconds']:.3f}",
+            f"{megabytes / result['seconds']:.0f}" if megabytes else "",
+            f"{result['rss']:.0f}" if "rss" in result else "",
+            note,
+        ]
+        for step, result, megabytes, note in steps
+    ]
+    header = [("step", "<"), ("time s", ">"), ("MB/s", ">"), ("peak RSS", ">"), ("note", "<")]
+    targets = [("target", "<"), ("verdict", "<"), ("measured", ">")]
+    return "\n".join(
+        [
+            f"Catalogue benchmark: {small}; {big}",
+            "",
+            *table(header, cells),
+            "",
+            *table(targets, _verdicts(m, big_rows)),
+        ]
+    )
 
 
 def _verdicts(m, big_rows):
@@ -332,9 +372,7 @@ def _verdicts(m, big_rows):
             f"{ours:.0f} vs {reference:.0f} MB/s",
         ),
     ]
-    return [
-        f"target: {text:<52} {'met' if ok else 'MISSED'} ({value})" for text, ok, value in checks
-    ]
+    return [[text, "met" if ok else "MISSED", value] for text, ok, value in checks]
 
 
 def main(argv=None):
