@@ -188,3 +188,22 @@ def test_repeated_ids_of_another_column_save_nothing(tmp_path):
         open_catalogue(path, id_column="NAME", progress=False)
     assert _side_files(tmp_path) == []
     assert _leftovers(tmp_path) == []
+
+
+def test_rows_agree_with_candidates_and_populate_is_harmless(tmp_path):
+    """``rows`` is the first part of ``candidates``; a lookup of many keys maps a
+    memory-mapped index's pages first, with the same answers."""
+    rng = np.random.default_rng(4)
+    keys = np.sort(rng.choice(1 << 40, 50_000, replace=False)).astype(np.int64)
+    order = rng.permutation(keys.size).astype(np.int64)
+    path = tmp_path / "keys.npy"
+    np.save(path, np.stack([keys, order]))
+    mapped = np.load(path, mmap_mode="r")
+    index = armillary._ids.IdIndex(mapped[0], mapped[1], unique=True)
+    hits = keys[rng.integers(0, keys.size, 2000)]
+    queries = np.concatenate([hits, rng.integers(0, 1 << 40, 500)])
+    positions, _, _ = index.candidates(queries)
+    np.testing.assert_array_equal(index.rows(queries), positions)
+    at = np.searchsorted(keys, queries).clip(max=keys.size - 1)
+    expected = np.where(np.isin(queries, keys), order[at], -1)
+    np.testing.assert_array_equal(positions, expected)

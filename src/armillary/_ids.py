@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import itertools
+import mmap
 import os
 
 import numpy as np
@@ -57,6 +58,7 @@ def fnv1a(strings):
 
 
 _FENCE_STEP = 256  # keys between two entries of an index's fence (2 KiB of keys)
+_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # Linux 5.14
 
 
 class IdIndex:
@@ -85,32 +87,61 @@ class IdIndex:
         self.order = order
         self.unique = unique
         self._fence = None
+        self._populated = False
 
     def candidates(self, query_keys):
         """Position of the first row whose key equals each query key, -1 where none;
         and the range ``[lo, hi)`` of sorted keys equal to each query key."""
+        return self._search(query_keys, bounds=True)
+
+    def rows(self, query_keys):
+        """Position of the first row whose key equals each query key, -1 where none
+        (the first part of :meth:`candidates`, without the ranges)."""
+        return self._search(query_keys, bounds=False)[0]
+
+    def _search(self, query_keys, bounds):
         query_keys = np.asarray(query_keys)
         n = self.keys.size
         if n == 0 or query_keys.size == 0:
             empty = np.zeros(query_keys.shape, np.int64)
             return np.full(query_keys.shape, -1, np.int64), empty, empty
+        if query_keys.size >= n >> 9:  # about a query per 4 KiB page of keys, or more
+            self._populate()
         sort = np.argsort(query_keys)  # sorted queries walk the index in order
         queries = query_keys[sort]
         keys = np.asarray(self.keys)
         lo = self._first_at_least(keys, queries)
         at = np.minimum(lo, n - 1)
         hit = keys[at] == queries
+        found = np.flatnonzero(hit)  # rows of the hits only: most queries of a pool hit
+        rows = np.full(query_keys.shape, -1, np.int64)
+        rows[sort[found]] = np.asarray(self.order[at[found]])
+        if not bounds:
+            return rows, None, None
         hi = lo + hit
         if not self.unique:  # a key held twice: find where its run ends
             after = np.minimum(lo + 1, n - 1)
             repeated = np.flatnonzero(hit & (lo + 1 < n) & (keys[after] == queries))
             if repeated.size:
                 hi[repeated] = np.searchsorted(keys, queries[repeated], side="right")
-        rows = np.where(hit, np.asarray(self.order[at]), -1)
-        out = [np.empty(query_keys.shape, np.int64) for _ in range(3)]
-        for result, value in zip(out, (rows, lo, hi), strict=True):
+        out = [np.empty(query_keys.shape, np.int64) for _ in range(2)]
+        for result, value in zip(out, (lo, hi), strict=True):
             result[sort] = value
-        return tuple(out)
+        return rows, *out
+
+    def _populate(self):
+        """Map every page of a memory-mapped index at once (Linux), before a lookup that
+        touches most of them: far cheaper than a page fault for each in turn."""
+        if self._populated:
+            return
+        self._populated = True
+        for array in (self.keys, self.order):
+            mapping = getattr(array, "_mmap", None)  # numpy.memmap's mmap.mmap
+            if mapping is not None:
+                try:
+                    mapping.madvise(_MADV_POPULATE_READ)
+                except (OSError, ValueError):  # an older kernel: fault pages in as used
+                    return
 
     def _first_at_least(self, keys, queries):
         """``np.searchsorted(keys, queries)`` for sorted ``queries``, block by block."""
@@ -445,7 +476,7 @@ class IdLookup:
             positions, ok = self._string_positions(values)
         else:
             query, ok = as_integers(values)
-            positions, _, _ = self._id_index().candidates(query)
+            positions = self._id_index().rows(query)
             ok &= positions >= 0
         return values, np.where(ok, positions, -1).astype(np.int64), ok
 
@@ -455,15 +486,19 @@ class IdLookup:
 
         query, strings = strings_of(values)
         index = self._id_index()
-        positions, lo, hi = index.candidates(fnv1a(strings))
+        hashes = fnv1a(strings)
+        positions = index.rows(hashes)
         found = np.flatnonzero(positions >= 0)
         stored = self._id_arrow().take(positions[found])
-        same = pc.equal(stored, query.take(found).cast(stored.type)).fill_null(False)
+        asked = query if found.size == len(query) else query.take(found)
+        same = pc.equal(stored, asked.cast(stored.type)).fill_null(False)
         ok = np.zeros(len(query), bool)
         ok[found] = np.asarray(same, dtype=bool)
-        for k in found[~ok[found]].tolist():  # equal hashes, unequal ids: the others
+        unequal = found[~ok[found]]  # equal hashes, unequal ids: try the others
+        _, lo, hi = index.candidates(hashes[unequal])
+        for k, start, stop in zip(unequal.tolist(), lo.tolist(), hi.tolist(), strict=True):
             text = query[k].as_py()
-            for candidate in index.order[lo[k] : hi[k]].tolist():
+            for candidate in index.order[start:stop].tolist():
                 if self._id_arrow()[candidate].as_py() == text:
                     positions[k], ok[k] = candidate, True
                     break

@@ -7,7 +7,6 @@ them unchanged.
 from __future__ import annotations
 
 import getpass
-import math
 import os
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
@@ -116,34 +115,27 @@ def check_name(what: str, value: object) -> str:
     """Return a non-empty string name, the default annotator for a missing one."""
     if value is None and what == "annotator":
         value = default_annotator()
-    if not isinstance(value, str) or not value:
-        msg = f"{what} must be a non-empty string, not {value!r}"
-        raise InvalidEventError(msg)
-    return value
+    return _field(what, value, _TEXT, optional=False)
 
 
-def _opt_text(what: str, value: object) -> str | None:
-    if value is None or (isinstance(value, str) and value):
-        return value
-    msg = f"{what} must be a non-empty string or None, not {value!r}"
-    raise InvalidEventError(msg)
+# What a field may hold: a test, the conversion to the stored value, and its name in
+# messages.
+_TEXT = (lambda v: isinstance(v, str) and bool(v), str, "a non-empty string")
+_INT = (lambda v: isinstance(v, Integral) and not isinstance(v, bool), int, "an int")
+_REAL = (lambda v: isinstance(v, Real) and not isinstance(v, bool), float, "a number")
+# NaN fails both comparisons, so it is refused here (and allowed as a plain number).
+_UNIT = (lambda v: _REAL[0](v) and 0.0 <= float(v) <= 1.0, float, "a number from 0 to 1")
 
 
-def _opt_int(what: str, value: object) -> int | None:
-    if value is None or (isinstance(value, Integral) and not isinstance(value, bool)):
-        return None if value is None else int(value)
-    msg = f"{what} must be an int or None, not {value!r}"
-    raise InvalidEventError(msg)
-
-
-def _opt_real(what: str, value: object, *, unit: bool = False) -> float | None:
-    if value is None:
+def _field(what: str, value: object, kind: tuple, *, optional: bool = True) -> object:
+    """Return ``value`` converted to its stored type (None stays None when optional);
+    raise :class:`InvalidEventError` naming ``what`` when it is not of ``kind``."""
+    test, convert, expected = kind
+    if value is None and optional:
         return None
-    if isinstance(value, Real) and not isinstance(value, bool):
-        number = float(value)
-        if not unit or (not math.isnan(number) and 0.0 <= number <= 1.0):
-            return number
-    msg = f"{what} must be a number{' from 0 to 1' if unit else ''} or None, not {value!r}"
+    if test(value):
+        return convert(value)
+    msg = f"{what} must be {expected}{' or None' if optional else ''}, not {value!r}"
     raise InvalidEventError(msg)
 
 
@@ -177,14 +169,19 @@ def provenance_values(
         "provenance": provenance,
         "annotator": check_name("annotator", annotator),
         "session_id": check_name("session_id", session_id),
-        "round": _opt_int("round", fields.get("round")),
-        "strategy": _opt_text("strategy", fields.get("strategy")),
-        "model_version": _opt_int("model_version", fields.get("model_version")),
-        "score": _opt_real("score", fields.get("score")),
-        "confidence": _opt_real("confidence", fields.get("confidence"), unit=True),
-        "note": _opt_text("note", note),
-        "selection_id": _opt_text("selection_id", selection),
-        "source": _opt_text("source", fields.get("source")),
+        **{
+            name: _field(name, fields.get(name), kind)
+            for name, kind in (
+                ("round", _INT),
+                ("strategy", _TEXT),
+                ("model_version", _INT),
+                ("score", _REAL),
+                ("confidence", _UNIT),
+                ("note", _TEXT),
+                ("selection_id", _TEXT),
+                ("source", _TEXT),
+            )
+        },
     }
 
 

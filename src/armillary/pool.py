@@ -22,6 +22,7 @@ Example
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,17 +83,20 @@ class Pool:
         names = classes if classes is not None else getattr(store, "classes", None)
         self.classes = list(names) if names is not None else None
         self._learn_classes = self.classes is None
-        self._status = np.zeros(len(catalogue), dtype=np.int8)
-        self._codes = np.full(len(catalogue), -1, dtype=np.int16)
-        # The events in force at the last refresh and the catalogue row of each (-1: an
-        # id the catalogue lacks), as plain arrays: a refresh after one label is a
-        # couple of set differences, not a frame rebuild.
+        self._status = _zeros(len(catalogue), np.int8)
+        # The events in force at the last refresh, the catalogue row of each (-1: an id
+        # the catalogue lacks) and its class code, as plain arrays: a refresh after one
+        # label is a couple of set differences, not a frame rebuild. The class code of
+        # every row (:attr:`codes`) is spread from them when first asked for.
         self._event_ids = np.empty(0, np.int64)
         self._event_pos = np.empty(0, np.int64)
+        self._event_codes = np.empty(0, np.int16)
+        self._codes: np.ndarray | None = None
         self.missing_ids = np.empty(0, dtype=object)
         self.unknown_labels: set[str] = set()
         self._version = -1
-        self.changed = np.empty(0, dtype=np.int64)
+        self._changed = np.empty(0, dtype=np.int64)  # unsorted, may hold -1
+        self._changed_sorted: np.ndarray | None = None
         self.refresh()
 
     # -- keeping in step ----------------------------------------------------------------
@@ -107,31 +111,64 @@ class Pool:
         if version == self._version:
             return False
         self._version = version
-        current = self.store.current("human", columns=_LEAN)
-        event_ids = current["event_id"].to_numpy()
+        event_ids, ids, status, labels, names = self._in_force("human")
         old = self._event_ids
-        gone = ~np.isin(old, event_ids)
-        new = ~np.isin(event_ids, old)
+        if old.size:
+            gone, new = ~np.isin(old, event_ids), ~np.isin(event_ids, old)
+        else:  # the first refresh: no sorting to find that everything is new
+            gone, new = np.zeros(0, bool), np.ones(len(event_ids), bool)
         if not gone.any() and not new.any():
             return False
         stale = self._event_pos[gone]
-        self._status[stale[stale >= 0]] = UNLABELLED
-        self._codes[stale[stale >= 0]] = -1
-        added = current if new.all() else current[new]  # all new: the first refresh
-        positions = self._positions(added["id"].to_numpy())
+        stale = stale[stale >= 0]
+        self._status[stale] = UNLABELLED
+        if self._codes is not None:
+            self._codes[stale] = -1
+        every = ids
+        if not new.all():  # all new: the first refresh
+            ids, status, labels = ids[new], status[new], labels[new]
+        positions = self._positions(ids)
         found = positions >= 0
-        self._status[positions[found]] = _status_codes(added["kind"].to_numpy()[found])
-        self._codes[positions[found]] = self._class_codes(added["label"].to_numpy()[found])
+        codes = np.full(len(positions), -1, dtype=np.int16)
+        codes[found] = self._class_codes(labels[found], names)
+        self._status[positions[found]] = status[found]
+        if self._codes is not None:
+            self._codes[positions[found]] = codes[found]
         self._event_ids = np.concatenate([old[~gone], event_ids[new]])
         self._event_pos = np.concatenate([self._event_pos[~gone], positions])
+        self._event_codes = np.concatenate([self._event_codes[~gone], codes])
         missing = self._event_pos < 0
         if missing.any() or self.missing_ids.size:
-            self.missing_ids = current["id"].to_numpy()[
-                np.isin(event_ids, self._event_ids[missing])
-            ]
-        changed = np.concatenate([stale, positions])
-        self.changed = _unique(changed[changed >= 0])
+            self.missing_ids = every[np.isin(event_ids, self._event_ids[missing])]
+        self._changed = np.concatenate([stale, positions])
+        self._changed_sorted = None
         return True
+
+    @property
+    def changed(self) -> np.ndarray:
+        """Catalogue positions whose status or class the last :meth:`refresh` that
+        returned True rewrote (sorted)."""
+        if self._changed_sorted is None:
+            self._changed_sorted = _unique(self._changed[self._changed >= 0])
+        return self._changed_sorted
+
+    def _in_force(self, provenance: str) -> tuple[np.ndarray, ...]:
+        """The store's current states as arrays: event ids, ids, status codes, and label
+        codes into the label names returned last (-1: none)."""
+        fast = getattr(self.store, "_in_force", None)  # a LabelStore: codes, no strings
+        if fast is not None:
+            event_ids, ids, states, state_names, labels, names = fast(provenance)
+            status = np.array([_STATUS_OF_STATE.get(n, UNLABELLED) for n in state_names])
+            return event_ids, ids, status.astype(np.int8)[states], labels, names
+        current = self.store.current(provenance, columns=_LEAN)
+        labels, names = pd.factorize(current["label"].to_numpy())  # None: -1
+        return (
+            current["event_id"].to_numpy(),
+            current["id"].to_numpy(),
+            _status_codes(current["kind"].to_numpy()),
+            labels,
+            list(names),
+        )
 
     def _positions(self, ids: np.ndarray) -> np.ndarray:
         """Catalogue positions of ids; -1 for ids the catalogue lacks."""
@@ -147,19 +184,21 @@ class Pool:
                 pd.Index(ids, dtype=index.dtype if index.dtype != object else object)
             )
 
-    def _class_codes(self, labels: np.ndarray) -> np.ndarray:
-        """Class codes of label names (-1 for None and unknown names).
+    def _class_codes(self, labels: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """Class codes (int16; -1 for none and unknown names) of labels given as codes
+        into ``names`` (-1: none).
 
         Without classes given, classes are the label names in the order they first
         appear, so that a code never changes meaning.
         """
-        unseen = [x for x in pd.unique(labels) if x is not None and x not in (self.classes or ())]
+        present = [names[k] for k in pd.unique(labels[labels >= 0]).tolist()]
+        unseen = [x for x in present if x not in (self.classes or ())]
         if self._learn_classes:
             self.classes = [*(self.classes or []), *unseen]
         else:
             self.unknown_labels |= set(unseen)
-        codes = pd.Index(self.classes or [], dtype=object).get_indexer(labels)
-        return codes.astype(np.int16)
+        table = pd.Index(self.classes or [], dtype=object).get_indexer(list(names))
+        return np.append(table, -1).astype(np.int16)[labels]  # code -1: the last entry
 
     # -- masks --------------------------------------------------------------------------
 
@@ -173,7 +212,7 @@ class Pool:
     @property
     def codes(self) -> np.ndarray:
         """Class code of every row with a label or test label, else -1 (read-only)."""
-        view = self._codes.view()
+        view = self._full_codes().view()
         view.flags.writeable = False
         return view
 
@@ -204,7 +243,10 @@ class Pool:
 
     def masks(self) -> dict[str, np.ndarray]:
         """Every mask by name: ``labelled, unsure, skipped, test, unlabelled``."""
-        return {name: self._status == code for code, name in enumerate(STATUS_NAMES)}
+        out = {}
+        for code, name in enumerate(STATUS_NAMES):
+            out[name] = np.equal(self._status, code, out=_zeros(len(self._status), bool))
+        return out
 
     def counts(self) -> dict[str, int]:
         """How many rows are in each status, and ``total``."""
@@ -216,20 +258,36 @@ class Pool:
 
     def training(self) -> tuple[np.ndarray, np.ndarray]:
         """Positions and class codes of every training label (test set excluded)."""
-        positions = np.flatnonzero((self._status == LABELLED) & (self._codes >= 0))
-        return positions, self._codes[positions].astype(np.int64)
+        return self._of_status(LABELLED)
 
     def test_set(self) -> tuple[np.ndarray, np.ndarray]:
         """Positions and class codes of the curated test set."""
-        positions = np.flatnonzero((self._status == TEST) & (self._codes >= 0))
-        return positions, self._codes[positions].astype(np.int64)
+        return self._of_status(TEST)
+
+    def _of_status(self, status: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted positions and class codes of the rows in a status with a known class."""
+        positions, codes = self._event_pos, self._event_codes
+        keep = positions >= 0
+        keep[keep] = self._status[positions[keep]] == status
+        keep &= codes >= 0
+        order = np.argsort(positions[keep], kind="stable")
+        return positions[keep][order], codes[keep][order].astype(np.int64)
+
+    def _full_codes(self) -> np.ndarray:
+        """The class code of every row, spread from the events in force on first use."""
+        if self._codes is None:
+            codes = np.full(len(self._status), -1, dtype=np.int16)
+            found = self._event_pos >= 0
+            codes[self._event_pos[found]] = self._event_codes[found]
+            self._codes = codes
+        return self._codes
 
     def catalogue_labels(self) -> tuple[np.ndarray, np.ndarray]:
         """Positions and class codes of the catalogue's own labels (provenance
         ``"catalogue"``): never in the masks above, never trained on."""
-        current = self.store.current("catalogue", columns=_LEAN)
-        positions = self._positions(current["id"].to_numpy())
-        codes = self._class_codes(current["label"].to_numpy())
+        _, ids, _, labels, names = self._in_force("catalogue")
+        positions = self._positions(ids)
+        codes = self._class_codes(labels, names)
         keep = (positions >= 0) & (codes >= 0)
         return positions[keep], codes[keep].astype(np.int64)
 
@@ -259,6 +317,27 @@ class Pool:
     def __repr__(self) -> str:
         counts = ", ".join(f"{k} {v:,}" for k, v in self.counts().items())
         return f"<Pool {counts}>"
+
+
+def _zeros(n: int, dtype: type) -> np.ndarray:
+    """A new zeroed array, mapped with its pages in place at once where the system allows.
+
+    A large numpy array gets its pages one fault at a time, in huge pages where the
+    kernel has them; on a virtual machine a fresh huge page can cost milliseconds, and
+    the masks of a 10M-row catalogue span 30 of them. One mapping populated in a
+    single call (Linux ``MAP_POPULATE``) costs a small, steady fraction of that.
+    """
+    size = n * np.dtype(dtype).itemsize
+    if size < _MAPPED_BYTES or not hasattr(mmap, "MAP_POPULATE"):
+        return np.zeros(n, dtype=dtype)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE
+    try:
+        return np.frombuffer(mmap.mmap(-1, size, flags=flags), dtype=dtype)
+    except OSError:  # no room for a mapping: numpy's allocator
+        return np.zeros(n, dtype=dtype)
+
+
+_MAPPED_BYTES = 1 << 22  # from 4 MiB, where numpy asks for huge pages
 
 
 def _status_codes(kinds: np.ndarray) -> np.ndarray:

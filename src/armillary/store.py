@@ -536,6 +536,28 @@ class LabelStore(SQLiteFile):
                 return hit[1][wanted]
             return self._full_frame(provenance, digest)[wanted].copy()
 
+    def _in_force(
+        self, provenance: str = "human"
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray, list[str]]:
+        """:meth:`current`'s lean columns as codes, for :class:`~armillary.pool.Pool`.
+
+        Returns event ids and ids (as in ``current``), the states as codes into a list
+        of state names, and the labels as codes into a list of label names (-1: none).
+        Private and optional: a caller falls back to ``current`` where it is missing.
+        """
+        with self.snapshot():
+            digest = self._digest(provenance)
+            event_id, row, kind, label, _ = digest.arrays
+            chosen = digest.in_force()
+            return (
+                event_id[chosen],
+                row[chosen],
+                kind[chosen],
+                [STATE_OF.get(k, "") for k in schema.KINDS],
+                label[chosen],
+                list(digest.label_names),
+            )
+
     def _digest(self, provenance: str) -> LogDigest:
         """The provenance's digest, brought up to the log's end; inside a snapshot."""
         digest = self._digests.get(provenance)
