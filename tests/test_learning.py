@@ -567,6 +567,44 @@ def test_balance_interleaves_the_predicted_classes(make_session, truth, X, tmp_p
     assert predicted[False] != [2, 1, 0] * 5
 
 
+class _PredictedAs:
+    """The reference per-class ranking: the model's probabilities, rows predicted as
+    another class hidden as NaN, ranked by rank_pool one class at a time."""
+
+    def __init__(self, model, c):
+        self.model, self.c = model, c
+
+    def predict_proba(self, X):
+        P = self.model.predict_proba(X)
+        return np.where((np.argmax(P, axis=1) == self.c)[:, None], P, np.nan)
+
+
+@pytest.mark.parametrize("learner", ["random-forest", "logistic-regression"])
+@pytest.mark.parametrize("strategy", ["margin", "entropy", "least-confidence"])
+def test_one_pass_by_class_ranks_as_each_class_alone(X, codes, learner, strategy):
+    rng = np.random.default_rng(3)
+    labelled = rng.choice(len(X), 60, replace=False)
+    model = Learner(learner, n_classes=3, random_state=0).fit(X[labelled], codes[labelled])
+    exclude = np.zeros(len(X), dtype=bool)
+    exclude[labelled] = True
+    exclude[rng.choice(len(X), 100, replace=False)] = True
+    kw = {"exclude": exclude, "random_state": 7, "chunk_rows": 333}
+    for rows in (None, np.sort(rng.choice(len(X), 900, replace=False))):
+        per_class = strategies.rank_pool_by_class(model, X, 25, strategy, n_classes=3,
+                                                  rows=rows, **kw)  # fmt: skip
+        for c in range(3):
+            want = strategies.rank_pool(_PredictedAs(model, c), X, 25, strategy, rows=rows, **kw)
+            assert_array_equal(per_class[c][0], want[0])
+            assert_array_equal(per_class[c][1], want[1])
+            assert (model.predict(X[per_class[c][0]]) == c).all()
+            assert not exclude[per_class[c][0]].any()
+    random = strategies.rank_pool_by_class(model, X, 25, "random", n_classes=3, **kw)
+    for c in range(3):
+        assert (model.predict(X[random[c][0]]) == c).all()
+    assert strategies.rank_pool_by_class(model, X, 5, "margin", n_classes=3,
+                                         cancelled=lambda: True, **kw) is None  # fmt: skip
+
+
 # -- rounds and metrics ------------------------------------------------------------------
 
 

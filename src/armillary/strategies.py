@@ -242,6 +242,67 @@ def _through(steps: Any, Xt: np.ndarray) -> np.ndarray:
     return Xt if steps is None else np.asarray(steps.transform(Xt))
 
 
+def rank_pool_by_class(
+    learner: Any,
+    X: np.ndarray,
+    k: int,
+    strategy: str,
+    *,
+    n_classes: int,
+    exclude: np.ndarray,
+    random_state: int,
+    chunk_rows: int,
+    rows: np.ndarray | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """For each class ``c``, the best ``k`` pool rows among those the model predicts as
+    ``c`` (positions, scores; best first), for class-balanced querying.
+
+    One pass over the pool: each chunk's probabilities are computed once (by the fused
+    kernel where :func:`fused_scorer` can pack the learner, bit-identical to
+    ``predict_proba``) and ranked once per class, rows predicted as another class hidden
+    as NaN (which the kernels never pick). ``strategy`` is one of :data:`SINGLE`;
+    ``"random"`` draws at random within each predicted class. ``rows`` and ``cancelled``
+    as in :func:`rank_pool`.
+    """
+    proba = (fused_scorer(learner, strategy) or learner).predict_proba
+    if rows is not None:
+        rows = rows[~exclude[rows]]
+    n = len(X) if rows is None else len(rows)
+    parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(n_classes)]
+    for start in range(0, n, chunk_rows):
+        if cancelled is not None and cancelled():
+            return None
+        stop = min(start + chunk_rows, n)
+        if rows is None:
+            P, skip = proba(X[start:stop]), np.ascontiguousarray(exclude[start:stop])
+        else:
+            P, skip = proba(X[rows[start:stop]]), None
+        predicted = np.argmax(P, axis=1)
+        if strategy == "random":  # equal scores: the seeded hash of the row decides
+            P, method = np.full((len(P), 2), 0.5), "least-confidence"
+        else:
+            method = strategy
+        for c in range(n_classes):
+            hidden = np.where((predicted == c)[:, None], P, np.nan)
+            parts[c].append(
+                armillary_kernels.top_k(
+                    hidden, k, method=method, exclude=skip, offset=start,
+                    random_state=random_state,
+                )  # fmt: skip
+            )
+    empty = (np.empty(0, np.int64), np.empty(0))
+    merged = [
+        armillary_kernels.merge_top_k(p, k, random_state=random_state) if p else empty
+        for p in parts
+    ]
+    if strategy == "random":
+        merged = [(idx, np.zeros(len(idx))) for idx, _ in merged]
+    if rows is not None:
+        merged = [(rows[idx], scores) for idx, scores in merged]
+    return merged
+
+
 def _rank_rows(learner, X, k, strategy, exclude, random_state, chunk_rows, rows):
     rows = rows[~exclude[rows]]
     if rows.size == 0:

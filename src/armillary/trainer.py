@@ -175,20 +175,18 @@ class Trainer:
         """Top ``k`` of the pool under ``model`` (the pool sample, or all of it)."""
         s = self.settings
         rows = self._sample_rows(snap)
-        def ranked(scorer: Any) -> tuple[np.ndarray, np.ndarray] | None:
-            return st.rank_pool(
-                scorer, self.X, k, s.strategy, exclude=snap.exclude,
+        if s.balance and isinstance(s.strategy, str) and s.strategy in st.SINGLE:
+            counts = np.bincount(snap.codes, minlength=s.n_classes)
+            per_class = st.rank_pool_by_class(
+                model, self.X, k, s.strategy, n_classes=s.n_classes, exclude=snap.exclude,
                 random_state=s.random_state, chunk_rows=s.chunk_rows, rows=rows,
                 cancelled=cancelled,
             )  # fmt: skip
-
-        if s.balance and isinstance(s.strategy, str) and s.strategy in st.SINGLE:
-            counts = np.bincount(snap.codes, minlength=s.n_classes)
-            per_class = [ranked(_ClassFilter(model, c)) for c in range(s.n_classes)]
-            if any(p is None for p in per_class):
-                return None
-            return st.balanced_merge(per_class, counts, k)
-        return ranked(model)
+            return None if per_class is None else st.balanced_merge(per_class, counts, k)
+        return st.rank_pool(
+            model, self.X, k, s.strategy, exclude=snap.exclude, random_state=s.random_state,
+            chunk_rows=s.chunk_rows, rows=rows, cancelled=cancelled,
+        )  # fmt: skip
 
     def _sample_rows(self, snap: Snapshot) -> np.ndarray | None:
         """With ``pool_sample``, a fresh seeded sample of the pool, except every
@@ -244,21 +242,6 @@ class Trainer:
                 callback(event)
             except Exception:  # a broken view must not stop the trainer
                 continue
-
-
-class _ClassFilter:
-    """A learner view that hides rows not predicted as class ``c`` (balanced querying)."""
-
-    def __init__(self, model: Learner, c: int) -> None:
-        self.model = model
-        self.c = c
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        P = self.model.predict_proba(X)
-        other = np.argmax(P, axis=1) != self.c
-        P = P.copy()
-        P[other] = np.nan  # the kernels never pick a row with NaN
-        return P
 
 
 def _standardise(pool: np.ndarray, labelled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
