@@ -178,6 +178,60 @@ def test_block_count_does_not_change_picks(monkeypatch, n_blocks):
         assert_allclose(got[1], want[1])
 
 
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_chunked_heaps_keep_the_exact_picks(monkeypatch, method, workers):
+    """A top-k hands its rows out in chunks to one heap per worker, each heap carried
+    (full, and skipping) from chunk to chunk: with chunks far smaller than a tile, many
+    per heap, the picks and scores must be the numpy twin's, with NaN rows, ties at the
+    top, exclusions and both dtypes."""
+    from armillary_kernels import _select, _validate
+
+    monkeypatch.setattr(_select, "MIN_CHUNK_ROWS", 777)
+    monkeypatch.setattr(_validate, "n_blocks", lambda n: max(1, min(workers, n)))
+    rng = np.random.default_rng(workers)
+    P = random_probabilities(30_000, 4, seed=workers) ** 2
+    P /= P.sum(axis=1, keepdims=True)
+    P[rng.choice(len(P), 300, replace=False), 1] = np.nan
+    P[rng.choice(len(P), 200, replace=False)] = 0.25  # tied best rows for every method
+    P[-3:] = 0.25  # and some in the very last chunk
+    exclude = rng.random(len(P)) < 0.1
+    for dtype in (np.float64, np.float32):
+        Q = P.astype(dtype)
+        for k in (1, 10, 500):
+            for mask in (None, exclude):
+                got = top_k(Q, k, method, exclude=mask, random_state=3)
+                want = top_k_ref(Q, k, method, exclude=mask, random_state=3)
+                assert_array_equal(got[0], want[0])
+                assert_allclose(got[1], want[1], rtol=RTOL[method])
+
+
+@pytest.mark.parametrize("workers", [1, 2, 16])
+@pytest.mark.parametrize("n", [0, 1, 16_383, 16_385, 3_000_017])
+def test_chunks_cover_every_row_once(n, workers):
+    """The chunks are consecutive, cover ``n`` rows exactly, shrink as they go, and a
+    shared iterator hands each out once however many threads pull from it."""
+    import threading
+
+    from armillary_kernels._select import MIN_CHUNK_ROWS, chunks
+
+    bounds = list(chunks(n, workers))
+    assert [start for start, _ in bounds] == [0, *(stop for _, stop in bounds)][: len(bounds)]
+    assert (bounds[-1][1] if bounds else 0) == n
+    sizes = [stop - start for start, stop in bounds]
+    assert sizes == sorted(sizes, reverse=True)
+    assert all(size >= MIN_CHUNK_ROWS for size in sizes[:-1])
+
+    shared = chunks(n, workers)
+    taken: list[list[tuple[int, int]]] = [[] for _ in range(4)]
+    threads = [threading.Thread(target=lambda t=t: taken[t].extend(shared)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(itertools.chain(*taken)) == bounds
+
+
 def test_odd_layouts_give_the_same_picks():
     P = random_probabilities(500, 4)
     want = top_k(P, 25)

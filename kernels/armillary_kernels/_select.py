@@ -6,17 +6,21 @@ row index, so the order is total, equal scores come out in a pseudo-random order
 uniformly over the catalogue, and the order does not depend on how the pool was cut
 into chunks.  NaN scores are never selected.
 
-The pool is cut into one block of rows per thread (:func:`in_blocks`, a thread pool
-running GIL-free kernels); each block is scored tile by tile (:func:`score_tile`) into
-a min-heap of its best rows (:func:`run_block`), and :func:`top_k_blocks` merges the
-heaps.
+Scores alone are computed in one block of rows per thread (:func:`in_blocks`, a thread
+pool running GIL-free kernels).  A top-k hands out chunks of rows instead, large ones
+first (:func:`chunks`), to one worker per thread as each finishes its last: a thread
+slowed by another process on its core takes fewer rows, rather than keeping the others
+waiting.  Each worker scores its chunks tile by tile (:func:`score_tile`) into its own
+min-heap of best rows (:func:`run_block`), carried from chunk to chunk so that it stays
+full and keeps skipping, and :func:`top_k_blocks` merges the heaps.  The heap holds the
+best rows offered whatever their order, so the picks do not depend on who scored what.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numba
 import numpy as np
@@ -33,6 +37,8 @@ _S30 = np.uint64(30)
 _S31 = np.uint64(31)
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+#: Rows :func:`select_tile` counts at a time before offering any to the heap.
+SELECT_ROWS = 256
 
 # Every constant mixed with a uint64 is itself a uint64: numba (like numpy) turns
 # uint64-with-int64 arithmetic into float64.
@@ -96,34 +102,37 @@ def select_tile(scores, n, i0, exclude, has_exclude, offset, seed, hs, hh, hi, c
     """
     cap = hs.shape[0]
     threshold = hs[0] if count == cap else -np.inf
-    # A vectorised count first: most tiles of a large pool hold no row that reaches
-    # the heap, and then the scalar loop below is skipped.
-    reach = 0
-    for j in range(n):
-        reach += 1 if scores[j] >= threshold else 0
-    if reach == 0:
-        return count
-    for j in range(n):
-        s = scores[j]
-        if not s >= threshold:  # also skips NaN
+    for lo in range(0, n, SELECT_ROWS):
+        part = scores[lo : min(n, lo + SELECT_ROWS)]
+        # A vectorised count first: in most parts of a large pool no row reaches the
+        # heap (and the pruned measures leave most rows NaN), so the scalar loop below
+        # runs only over the few parts that hold a candidate.
+        reach = 0
+        for j in range(part.shape[0]):
+            reach += 1 if part[j] >= threshold else 0
+        if reach == 0:
             continue
-        if has_exclude and exclude[i0 + j]:
-            continue
-        row = offset + i0 + j
-        h = splitmix64(np.uint64(row) ^ seed)
-        if count < cap:
-            hs[count] = s
-            hh[count] = h
-            hi[count] = row
-            _sift_up(hs, hh, hi, count)
-            count += 1
-        elif s > hs[0] or h > hh[0]:
-            hs[0] = s
-            hh[0] = h
-            hi[0] = row
-            _sift_down(hs, hh, hi, count)
-        if count == cap:
-            threshold = hs[0]
+        for j in range(part.shape[0]):
+            s = part[j]
+            if not s >= threshold:  # also skips NaN
+                continue
+            if has_exclude and exclude[i0 + lo + j]:
+                continue
+            row = offset + i0 + lo + j
+            h = splitmix64(np.uint64(row) ^ seed)
+            if count < cap:
+                hs[count] = s
+                hh[count] = h
+                hi[count] = row
+                _sift_up(hs, hh, hi, count)
+                count += 1
+            elif s > hs[0] or h > hh[0]:
+                hs[0] = s
+                hh[0] = h
+                hi[0] = row
+                _sift_down(hs, hh, hi, count)
+            if count == cap:
+                threshold = hs[0]
     return count
 
 
@@ -185,36 +194,79 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+def in_parallel(task: Callable[[int], object], count: int) -> list:
+    """Run ``task(i)`` for ``i < count``: ``task(0)`` in the calling thread, the others
+    on the thread pool.  The caller starts at once, however long the pool's threads
+    take to wake on a busy machine."""
+    futures = [_pool().submit(task, i) for i in range(1, count)]
+    try:
+        first = task(0)
+    finally:
+        wait(futures)  # never return (or raise) while a task still runs
+    return [first, *(future.result() for future in futures)]
+
+
 def in_blocks(kernel: Callable[[int, int, int], object], n: int, n_blocks: int) -> list:
     """Run ``kernel(block, start, stop)`` over ``n`` rows cut into ``n_blocks`` blocks.
 
-    The kernels release the GIL (``nogil=True``), so the blocks run in parallel on a
-    thread pool of ``NUMBA_NUM_THREADS`` workers; one block runs in the calling thread.
-    Threads from Python rather than ``parallel=True`` keep the compile time down (each
-    parallel kernel costs seconds of compilation) and let every public function share
-    the same compiled block kernel.
+    The kernels release the GIL (``nogil=True``), so the blocks run in parallel
+    (:func:`in_parallel`, ``NUMBA_NUM_THREADS`` threads in all).  Threads from Python
+    rather than ``parallel=True`` keep the compile time down (each parallel kernel costs
+    seconds of compilation) and let every public function share the same compiled block
+    kernel.
     """
     bounds = [(b, b * n // n_blocks, (b + 1) * n // n_blocks) for b in range(n_blocks)]
-    if n_blocks == 1:
-        return [kernel(*bounds[0])]
-    futures = [_pool().submit(kernel, *bound) for bound in bounds]
-    return [future.result() for future in futures]
+    return in_parallel(lambda b: kernel(*bounds[b]), n_blocks)
 
 
-def top_k_blocks(block, n: int, k: int, n_blocks: int):
-    """Run ``block(start, stop, hs, hh, hi) -> count`` per block; return the merged heaps."""
-    cap = min(k, (n + n_blocks - 1) // n_blocks)
-    hs = np.empty((n_blocks, cap), dtype=np.float64)
-    hh = np.empty((n_blocks, cap), dtype=np.uint64)
-    hi = np.empty((n_blocks, cap), dtype=np.int64)
+#: Smallest chunk of rows :func:`chunks` hands out (C = 4: 512 KiB of float64).
+MIN_CHUNK_ROWS = 16384
+#: :func:`chunks` hands out 1 / (CHUNK_SHARE x workers) of the rows left at a time.
+CHUNK_SHARE = 4
 
-    def kernel(b: int, start: int, stop: int) -> int:
+
+def chunks(n: int, workers: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of consecutive chunks covering ``n`` rows, for ``workers``.
+
+    "Guided" sizes: each chunk is a share of the rows still left, so the first ones are
+    large (few calls) and the last ones small (the workers finish together); about 40
+    chunks for 1e7 rows and 2 workers.  The iterator is safe to share between threads.
+    """
+    lock = threading.Lock()
+    state = [0]
+
+    def next_chunk() -> tuple[int, int] | None:
+        with lock:
+            start = state[0]
+            if start >= n:
+                return None
+            size = max(MIN_CHUNK_ROWS, -(-(n - start) // (CHUNK_SHARE * workers)))
+            state[0] = min(n, start + size)
+            return start, state[0]
+
+    return iter(next_chunk, None)
+
+
+def top_k_blocks(block, n: int, k: int, workers: int):
+    """Run ``block(start, stop, hs, hh, hi, count) -> count`` over :func:`chunks` of the
+    ``n`` rows, with one heap per worker (holding ``count`` entries on entry); return
+    the ``k`` best of the merged heaps."""
+    cap = min(k, n)  # a worker may score any number of rows
+    hs = np.empty((workers, cap), dtype=np.float64)
+    hh = np.empty((workers, cap), dtype=np.uint64)
+    hi = np.empty((workers, cap), dtype=np.int64)
+    schedule = chunks(n, workers)
+
+    def worker(w: int) -> int:
+        count = 0
         # errstate (per thread, hence here) only matters under NUMBA_DISABLE_JIT, where
         # the hash runs on numpy scalars whose intended wrap-around would warn.
         with np.errstate(over="ignore"):
-            return block(start, stop, hs[b], hh[b], hi[b])
+            for start, stop in schedule:
+                count = block(start, stop, hs[w], hh[w], hi[w], count)
+        return count
 
-    counts = np.asarray(in_blocks(kernel, n, n_blocks), dtype=np.int64)
+    counts = np.asarray(in_parallel(worker, workers), dtype=np.int64)
     keep = np.arange(cap) < counts[:, None]
     return best_k(hi[keep], hs[keep], hh[keep], k)
 

@@ -123,13 +123,13 @@ def _drain(A: np.ndarray, i0: int, sink: tuple, count: int) -> int:
     return run_block(flat, 1, n, C, 0, n, code, table, _EMPTY, *heap)
 
 
-def _run(X, model: tuple, start: int, stop: int, sink: tuple) -> int:
+def _run(X, model: tuple, start: int, stop: int, sink: tuple, count: int = 0) -> int:
     """Rows ``start .. stop - 1``, a tile at a time: probabilities from
-    :func:`_fused_tile`, then :func:`_drain` to ``sink``; return the heap count."""
+    :func:`_fused_tile`, then :func:`_drain` to ``sink``; return the heap count (a
+    top-k ``sink``'s heap holds ``count`` entries on entry)."""
     kind, trees, linear, C = model
     tile = max(1024, _TILE_NUMBERS // C)
     buffer = np.empty((tile, C), dtype=np.float64)
-    count = 0
     for i0 in range(start, stop, tile):
         n = min(tile, stop - i0)
         _fused_tile(X[i0 : i0 + n], kind, trees, linear, buffer[:n])
@@ -308,8 +308,8 @@ def fused_top_k(
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     table = _table(code, model_arrays[3])
 
-    def block(start: int, stop: int, hs, hh, hi) -> int:
+    def block(start: int, stop: int, hs, hh, hi, count: int) -> int:
         sink = ("top_k", code, table, mask, has_exclude, offset, seed, hs, hh, hi)
-        return _run(X, model_arrays, start, stop, sink)
+        return _run(X, model_arrays, start, stop, sink, count)
 
     return top_k_blocks(block, n, k, _validate.n_blocks(n))

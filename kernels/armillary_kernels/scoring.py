@@ -100,8 +100,9 @@ def run_top_k(P3, code, table, k, exclude, random_state, offset):
     measure = (flat, M, n, C)
     selection = (mask, has_exclude, offset, seed)
 
-    def block(start: int, stop: int, hs, hh, hi) -> int:
-        return run_block(*measure, start, stop, code, table, _NO_SCORES, *selection, hs, hh, hi, 0)
+    def block(start: int, stop: int, hs, hh, hi, count: int) -> int:
+        heap = (hs, hh, hi, count)
+        return run_block(*measure, start, stop, code, table, _NO_SCORES, *selection, *heap)
 
     return top_k_blocks(block, n, k, _validate.n_blocks(n))
 
@@ -212,8 +213,8 @@ def top_k(
     """Pick the ``k`` most informative rows of ``P`` in one fused parallel pass.
 
     Scores are computed on the fly, a tile of rows at a time (no N-length score array
-    is built); each numba thread keeps a running top-k of its block of rows, and the
-    blocks are merged.
+    is built); each numba thread takes chunks of rows as it gets through the last one
+    and keeps a running top-k of all it has scored, and the threads' top-k are merged.
 
     Parameters
     ----------
