@@ -141,9 +141,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.unfused:
-        import armillary.strategies
+        from armillary import strategies
 
-        armillary.strategies.fused_scorer = lambda learner, strategy: None
+        strategies.fused_scorer = lambda learner, strategy: None
     if args.quick:
         args.rows, args.labels, args.astro_rows, args.pool_sample = 200_000, 50, 200_000, 50_000
     args.data.mkdir(parents=True, exist_ok=True)
