@@ -49,6 +49,22 @@ def tied_best_rows(P, method):
     return np.flatnonzero(values == values.max())
 
 
+def assert_picks_as_twin(P, method, exclude, ks, *, random_state, rtol):
+    """top_k equals its numpy twin on P in float64 and float32, for every k in ``ks``,
+    with and without ``exclude``: the same picks, scores equal within ``rtol`` (0: exactly)."""
+    for dtype in (np.float64, np.float32):
+        Q = P.astype(dtype)
+        for k in ks:
+            for mask in (None, exclude):
+                got = top_k(Q, k, method, exclude=mask, random_state=random_state)
+                want = top_k_ref(Q, k, method, exclude=mask, random_state=random_state)
+                assert_array_equal(got[0], want[0])
+                if rtol:
+                    assert_allclose(got[1], want[1], rtol=rtol)
+                else:
+                    assert_array_equal(got[1], want[1])
+
+
 # ------------------------------------------------------------------------- scores
 
 
@@ -196,14 +212,7 @@ def test_chunked_heaps_keep_the_exact_picks(monkeypatch, method, workers):
     P[rng.choice(len(P), 200, replace=False)] = 0.25  # tied best rows for every method
     P[-3:] = 0.25  # and some in the very last chunk
     exclude = rng.random(len(P)) < 0.1
-    for dtype in (np.float64, np.float32):
-        Q = P.astype(dtype)
-        for k in (1, 10, 500):
-            for mask in (None, exclude):
-                got = top_k(Q, k, method, exclude=mask, random_state=3)
-                want = top_k_ref(Q, k, method, exclude=mask, random_state=3)
-                assert_array_equal(got[0], want[0])
-                assert_allclose(got[1], want[1], rtol=RTOL[method])
+    assert_picks_as_twin(P, method, exclude, (1, 10, 500), random_state=3, rtol=RTOL[method])
 
 
 @pytest.mark.parametrize("workers", [1, 2, 16])
@@ -367,14 +376,7 @@ def test_tiles_below_the_heap_are_skipped_exactly(method, n_classes):
     P[17, 0] = np.nan
     P[17, 1:] = 1.0 / n_classes  # NaN first: not counted, never picked
     exclude = rng.random(len(P)) < 0.2
-    for dtype in (np.float64, np.float32):
-        Q = P.astype(dtype)
-        for k in (1, 10, 700):
-            for mask in (None, exclude):
-                got = top_k(Q, k, method, exclude=mask, random_state=5)
-                want = top_k_ref(Q, k, method, exclude=mask, random_state=5)
-                assert_array_equal(got[0], want[0])
-                assert_array_equal(got[1], want[1])
+    assert_picks_as_twin(P, method, exclude, (1, 10, 700), random_state=5, rtol=0.0)
 
 
 def test_entropy_bounds_hold_for_every_row():

@@ -425,7 +425,8 @@ def test_a_diverse_batch_holds_no_near_copies_unlike_the_top_of_the_ranking(make
 
     assert closest_pair(diverse) > 1.3 * closest_pair(top)  # no near-copies in the batch
     ranked = session.query(10, diverse="ranked")  # the other method, by name
-    assert len(set(ranked)) == 10 and set(ranked) <= set(session.query(100))
+    assert len(set(ranked)) == 10
+    assert set(ranked) <= set(session.query(100))
     assert closest_pair(ranked) > closest_pair(top)
     with pytest.raises(ValueError, match="unknown diverse batch method 'kmeans'"):
         session.query(10, diverse="kmeans")

@@ -3,10 +3,11 @@
 Clustered (the default; Zhdanov 2019, "diverse mini-batch active learning"): the
 candidates, already the top of the ranking, are split into ``n`` clusters by k-means
 weighted by their uncertainty, and each cluster gives the candidate nearest its centre.
-The weights pull each centre towards the uncertain rows; taking the row nearest the
-centre, not the most uncertain one, keeps outliers out of the batch. With a random forest, whose tied scores are already
-broken by a seeded hash (so the top ``n`` is a random draw from the most uncertain
-rows), it learns about as fast as the top ``n`` per label and faster than ranked batch
+The weights (uncertainty rescaled over the candidates) pull each centre towards the
+uncertain rows; taking the row nearest the centre, not the most uncertain one, keeps
+outliers out of the batch. With a random forest, whose tied scores are already broken
+by a seeded hash (so the top ``n`` is a random draw from the most uncertain rows), it
+learns about as fast as the top ``n`` per label and faster than ranked batch
 mode (``tests/benchmarks/bench_learning.py``); its point is that a batch never holds
 near-copies, whatever the learner.
 

@@ -289,7 +289,7 @@ def rank_pool_by_class(
                 armillary_kernels.top_k(
                     hidden, k, method=method, exclude=skip, offset=start,
                     random_state=random_state,
-                )  # fmt: skip
+                )
             )
     empty = (np.empty(0, np.int64), np.empty(0))
     merged = [

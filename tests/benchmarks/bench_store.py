@@ -15,8 +15,8 @@ It prints
    with 100,000 events: cold (a new store object and a new :class:`~armillary.pool.Pool`,
    five times: in a new process on the already cached catalogue, as a user opening a
    session meets it, and in the benchmark's own process, just after it wrote the
-   catalogue, its index and the log) and warm (``Pool.refresh()`` after one more label), plus the full ``current()``
-   DataFrame for reference.
+   catalogue, its index and the log) and warm (``Pool.refresh()`` after one more
+   label), plus the full ``current()`` DataFrame for reference.
 
 Targets (issue 5): commit p99 under 5 ms; masks for 10M rows under 200 ms. This is a
 script, not a test: nothing asserts a time.
