@@ -241,6 +241,40 @@ def test_chunks_cover_every_row_once(n, workers):
     assert sorted(itertools.chain(*taken)) == bounds
 
 
+def test_no_chunk_is_lost_when_threads_race_for_the_last_ones(monkeypatch):
+    """Eight threads switching as often as the interpreter allows pull tiny chunks from
+    one shared iterator: every chunk reaches exactly one thread. (CPython's
+    ``iter(callable, sentinel)``, used before, dropped claimed chunks here.)"""
+    import sys
+    import threading
+
+    from armillary_kernels import _select
+
+    monkeypatch.setattr(_select, "MIN_CHUNK_ROWS", 1)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(50):
+            shared = _select.chunks(400, 8)
+            taken: list[list[tuple[int, int]]] = [[] for _ in range(8)]
+
+            def pull(t, shared=shared, taken=taken):
+                for chunk in shared:
+                    taken[t].append(chunk)
+                    sum(range(50))  # Python work between chunks: switch points
+
+            threads = [threading.Thread(target=pull, args=(t,)) for t in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            rows = sorted(itertools.chain(*taken))
+            assert rows[0][0] == 0 and rows[-1][1] == 400
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(rows))
+    finally:
+        sys.setswitchinterval(switch)
+
+
 def test_odd_layouts_give_the_same_picks():
     P = random_probabilities(500, 4)
     want = top_k(P, 25)

@@ -232,19 +232,35 @@ def chunks(n: int, workers: int) -> Iterator[tuple[int, int]]:
     large (few calls) and the last ones small (the workers finish together); about 40
     chunks for 1e7 rows and 2 workers.  The iterator is safe to share between threads.
     """
-    lock = threading.Lock()
-    state = [0]
+    return _Chunks(n, workers)
 
-    def next_chunk() -> tuple[int, int] | None:
-        with lock:
-            start = state[0]
-            if start >= n:
-                return None
-            size = max(MIN_CHUNK_ROWS, -(-(n - start) // (CHUNK_SHARE * workers)))
-            state[0] = min(n, start + size)
-            return start, state[0]
 
-    return iter(next_chunk, None)
+class _Chunks:
+    """The iterator of :func:`chunks`: its ``__next__`` claims a chunk under a lock.
+
+    Not ``iter(callable, sentinel)``: CPython's callable iterator, shared between
+    threads, can drop a chunk that one thread has claimed when another thread meets the
+    sentinel meanwhile (the first then sees the iterator exhausted), and the rows of
+    that chunk would never be scored.
+    """
+
+    def __init__(self, n: int, workers: int) -> None:
+        self.n, self.workers = n, workers
+        self.start = 0
+        self.lock = threading.Lock()
+
+    def __iter__(self) -> _Chunks:
+        return self
+
+    def __next__(self) -> tuple[int, int]:
+        with self.lock:
+            start = self.start
+            if start >= self.n:
+                raise StopIteration
+            left = self.n - start
+            size = max(MIN_CHUNK_ROWS, -(-left // (CHUNK_SHARE * self.workers)))
+            self.start = min(self.n, start + size)
+            return start, self.start
 
 
 def top_k_blocks(block, n: int, k: int, workers: int):
