@@ -269,7 +269,8 @@ def test_no_chunk_is_lost_when_threads_race_for_the_last_ones(monkeypatch):
             for thread in threads:
                 thread.join()
             rows = sorted(itertools.chain(*taken))
-            assert rows[0][0] == 0 and rows[-1][1] == 400
+            assert rows[0][0] == 0
+            assert rows[-1][1] == 400
             assert all(a[1] == b[0] for a, b in itertools.pairwise(rows))
     finally:
         sys.setswitchinterval(switch)
