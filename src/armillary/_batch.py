@@ -35,12 +35,17 @@ import warnings
 import numpy as np
 
 
-def _uncertainty(scores: np.ndarray) -> np.ndarray:
-    """Scores as they are when they lie in 0..1 (the named measures), else min-max scaled."""
-    if scores.min() >= 0.0 and scores.max() <= 1.0:
-        return scores
+def _rescaled(scores: np.ndarray) -> np.ndarray:
+    """Scores min-max scaled to 0..1 (all ones where they are all equal)."""
     span = scores.max() - scores.min()
     return (scores - scores.min()) / span if span > 0 else np.ones(len(scores))
+
+
+def _uncertainty(scores: np.ndarray) -> np.ndarray:
+    """Scores as they are when they lie in 0..1 (the named measures), else rescaled."""
+    if scores.min() >= 0.0 and scores.max() <= 1.0:
+        return scores
+    return _rescaled(scores)
 
 
 def clustered_batch(
@@ -59,8 +64,7 @@ def clustered_batch(
     # Weights spread over the candidates' own range (best 1, worst ~0): the candidates are
     # the top of the ranking, so their raw uncertainties differ little and would barely
     # pull the centres. The floor keeps k-means' total weight positive.
-    span = scores.max() - scores.min()
-    weight = (scores - scores.min()) / span + 1e-3 if span > 0 else np.ones(len(scores))
+    weight = _rescaled(scores) + 1e-3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "fewer distinct points than clusters": filled below
         km = KMeans(n_clusters=n, n_init=3, random_state=random_state).fit(
