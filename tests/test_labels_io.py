@@ -236,3 +236,18 @@ def test_export_refusals(labelled, catalogue, tmp_path):
         export_labels(labelled, catalogue, tmp_path / "x.dat", format="xlsx")
     table = labels_table(labelled, catalogue)
     assert table["model_version"].mask.tolist() == [False, True, True, True, True, True]
+
+
+def test_imports_record_the_catalogue_row_of_each_id(store, catalogue, tmp_path):
+    """Imports resolve every id against the catalogue, so they record its row: a pool on
+    this catalogue takes it instead of looking the id up."""
+    import_label_column(store, catalogue, "labels", LABEL_MAP)
+    ids = catalogue.ids
+    path = tmp_path / "test_set.json"
+    path.write_text(json.dumps({ids[1999]: 0, ids[4]: 2, ids[0]: -1}))
+    import_astronomical_test_set(store, catalogue, path, LABEL_MAP)
+    log = store.events()
+    assert log["catalogue_row"].notna().all()
+    positions = catalogue.index_of(log["id"].to_numpy())
+    assert log["catalogue_row"].to_numpy(dtype=np.int64).tolist() == positions.tolist()
+    assert log["catalogue_row"].tolist()[-3:] == [1999, 4, 0]

@@ -1,20 +1,33 @@
 """Pool bookkeeping on a real catalogue: masks, training and test sets, pool views.
 
 The property tests drive random sequences of acts, undos and redos through a store and
-check the masks against the plain-Python model of ``test_store_model.py``, and a pool
-refreshed after every act against one built from scratch.
+check the masks against the plain-Python model of ``test_store_model.py``, a pool
+refreshed after every act against one built from scratch, and a pool that takes the
+catalogue rows recorded with events against one that looks every id up.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+from astropy.table import Table
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from armillary import datasets, open_catalogue
-from armillary.errors import ArmillaryError, UnknownIdError
-from armillary.pool import LABELLED, STATUS_NAMES, TEST, UNLABELLED, UNSURE, Pool, PoolView
+from armillary._ids import catalogue_identity
+from armillary.errors import ArmillaryError, ArmillaryWarning, UnknownIdError
+from armillary.pool import (
+    LABELLED,
+    STATUS_NAMES,
+    TEST,
+    UNLABELLED,
+    UNSURE,
+    Pool,
+    PoolView,
+)
 from armillary.store import LabelStore
 from test_store_model import ACTORS, CLASSES, OPS, LogModel, apply
 
@@ -123,13 +136,11 @@ def test_a_view_maps_pool_positions_to_ids_and_back(store, catalogue):
 
 # -- properties ---------------------------------------------------------------------------
 
-ROW_OPS = st.lists(
-    st.tuples(st.sampled_from(["label", "unsure", "skip", "note", "test_label", "bulk_label",
-                               "undo", "redo", "undo"]),
-              st.lists(st.integers(0, 7), min_size=1, max_size=4),
-              st.sampled_from(CLASSES), st.sampled_from(ACTORS)),
-    max_size=30,
-)
+ROW_OP = st.tuples(st.sampled_from(["label", "unsure", "skip", "note", "test_label",
+                                    "bulk_label", "undo", "redo", "undo"]),
+                   st.lists(st.integers(0, 7), min_size=1, max_size=4),
+                   st.sampled_from(CLASSES), st.sampled_from(ACTORS))
+ROW_OPS = st.lists(ROW_OP, max_size=30)
 
 
 @SETTINGS
@@ -208,3 +219,151 @@ def test_view_positions_and_ids_round_trip(catalogue, mask, picks):
 
 def test_status_names():
     assert STATUS_NAMES == ("unlabelled", "labelled", "unsure", "skipped", "test")
+
+
+# -- catalogue rows recorded in the store ----------------------------------------------
+
+OPS_WITH_ROWS = st.lists(st.tuples(ROW_OP, st.booleans()), max_size=30)
+
+
+@SETTINGS
+@given(ops=OPS_WITH_ROWS)
+def test_recorded_rows_give_the_masks_of_looked_up_ids(catalogue, ops):
+    """The same acts into a store that records rows (for some acts) and one that holds
+    ids only: the pools agree after every act."""
+    ids = catalogue.ids
+    rows_store = LabelStore(":memory:", classes=CLASSES,
+                            catalogue_fingerprint=catalogue.fingerprint)
+    ids_store = LabelStore(":memory:", classes=CLASSES)
+    with rows_store, ids_store, warnings.catch_warnings():
+        warnings.simplefilter("error", ArmillaryWarning)  # no recorded row is wrong
+        pools = Pool(rows_store, catalogue), Pool(ids_store, catalogue)
+        models = LogModel(), LogModel()
+        for (kind, rows, label, actor), with_rows in ops:
+            op = (kind, [ids[r] for r in rows], label, actor)
+            apply(rows_store, models[0], op, where=rows if with_rows else None)
+            apply(ids_store, models[1], op)
+            assert pools[0].refresh() == pools[1].refresh()
+            np.testing.assert_array_equal(pools[0].status, pools[1].status)
+            np.testing.assert_array_equal(pools[0].codes, pools[1].codes)
+            np.testing.assert_array_equal(pools[0].changed, pools[1].changed)
+            for a, b in zip(pools[0].training(), pools[1].training(), strict=True):
+                np.testing.assert_array_equal(a, b)
+        fresh = Pool(rows_store, catalogue)
+        np.testing.assert_array_equal(fresh.status, pools[1].status)
+        np.testing.assert_array_equal(fresh.codes, pools[1].codes)
+
+
+@pytest.fixture(scope="module")
+def reversed_catalogue(sky_path, tmp_path_factory):
+    """The same rows and ids in the opposite order: another release of the catalogue."""
+    folder = tmp_path_factory.mktemp("reversed")
+    table = Table.read(sky_path)[::-1]
+    table.write(folder / "sky-reversed.fits")
+    return open_catalogue(folder / "sky-reversed.fits")
+
+
+def _expected_status(catalogue, acts):
+    """Status codes of every row after acts of (kind, id) on distinct ids."""
+    status = np.zeros(len(catalogue), np.int8)
+    for kind, row_id in acts:
+        status[catalogue.position(row_id)] = {"label": LABELLED, "unsure": UNSURE}[kind]
+    return status
+
+
+def test_rows_of_another_catalogue_are_not_taken(catalogue, reversed_catalogue, tmp_path):
+    ids = catalogue.ids
+    path = tmp_path / "labels.sqlite"
+    acts = [("label", ids[k]) for k in range(0, 40, 2)] + [("unsure", ids[1999])]
+    with LabelStore(path, catalogue_fingerprint=catalogue.fingerprint) as store:
+        for kind, row_id in acts:
+            store.append(kind, row_id, "Star" if kind == "label" else None,
+                         row=catalogue.position(row_id), **ADA)
+    with LabelStore(path, catalogue_fingerprint=reversed_catalogue.fingerprint,
+                    match_by_id=True) as release:
+        assert not release.keeps_rows
+        more = [("unsure", ids[7]), ("label", ids[9])]
+        for kind, row_id in more:  # rows of the new release: not recorded
+            release.append(kind, row_id, "QSO" if kind == "label" else None,
+                           row=reversed_catalogue.position(row_id), **ADA)
+        assert release.events()["catalogue_row"].isna().tolist() == [False] * 21 + [True] * 2
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ArmillaryWarning)  # not even checked
+            pool = Pool(release, reversed_catalogue)
+            np.testing.assert_array_equal(
+                pool.status, _expected_status(reversed_catalogue, acts + more))
+            assert not pool._took_rows
+            own = Pool(release, catalogue)  # the store's own catalogue: rows taken
+            np.testing.assert_array_equal(own.status, _expected_status(catalogue, acts + more))
+            assert own._took_rows
+
+
+def test_a_store_opened_as_a_session_opens_it_has_rows_taken(catalogue, numbered):
+    for cat in (catalogue, numbered):
+        with LabelStore(":memory:", catalogue_fingerprint=catalogue_identity(cat)) as store:
+            store.append_many("label", cat.ids[[3, 1500]], "Star", rows=[3, 1500], **ADA)
+            pool = Pool(store, cat)
+            assert pool._took_rows
+            assert np.flatnonzero(pool.labelled).tolist() == [3, 1500]
+
+
+def test_wrong_recorded_rows_are_caught_and_every_id_looked_up(catalogue, tmp_path):
+    ids = catalogue.ids
+    path = tmp_path / "labels.sqlite"
+    with LabelStore(path, catalogue_fingerprint=catalogue.fingerprint) as store:
+        store.append_many("label", ids[100:200], "Star", rows=np.arange(101, 201), **ADA)
+        with pytest.warns(ArmillaryWarning, match=r"labels\.sqlite: the catalogue rows .* do"
+                                                  r" not hold their ids.*looking the ids up"):
+            pool = Pool(store, catalogue)
+        assert np.flatnonzero(pool.labelled).tolist() == list(range(100, 200))
+        store.append("label", ids[5], "QSO", row=len(catalogue), **ADA)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ArmillaryWarning)  # warned once, for this pool
+            pool.refresh()
+        assert pool.classes[pool.codes[5]] == "QSO"
+    with LabelStore(":memory:", catalogue_fingerprint=catalogue.fingerprint) as store:
+        store.append_many("label", ids[:3], "Star", rows=[0, 1, len(catalogue)], **ADA)
+        with pytest.warns(ArmillaryWarning, match="do not hold their ids"):
+            pool = Pool(store, catalogue)  # a row out of range
+        assert np.flatnonzero(pool.labelled).tolist() == [0, 1, 2]
+
+
+def test_a_wrong_row_after_good_ones_places_every_row_again(catalogue, tmp_path):
+    ids = catalogue.ids
+    with LabelStore(tmp_path / "labels.sqlite",
+                    catalogue_fingerprint=catalogue.fingerprint) as store:
+        store.append_many("label", ids[:50], "Star", rows=np.arange(50), **ADA)
+        pool = Pool(store, catalogue)
+        assert pool._took_rows
+        store.append("unsure", ids[60], row=61, **ADA)  # a wrong row: caught
+        with pytest.warns(ArmillaryWarning, match="do not hold their ids"):
+            assert pool.refresh()
+        assert np.flatnonzero(pool.labelled).tolist() == list(range(50))
+        assert np.flatnonzero(pool.unsure).tolist() == [60]
+        assert pool.changed.tolist() == [*range(50), 60]
+        assert not pool.refresh()
+
+
+@pytest.mark.parametrize(("n", "strings"), [(500, False), (1500, True), (2500, False),
+                                            (2500, True)])
+def test_recorded_rows_of_a_sessions_store_are_taken_and_checked(tmp_path, n, strings):
+    values = np.arange(n) * 7 - 3
+    ids = np.char.add("SRC J", values.astype(str)) if strings else values
+    path = tmp_path / "cat.parquet"
+    Table({"ID": ids, "r": np.zeros(n)}).write(path)
+    for id_column in ("ID", None):
+        cat = open_catalogue(path, id_column=id_column, cache_dir=tmp_path / str(id_column))
+        picks = [n - 1, 0, 7, 7, n // 2]
+        assert cat.ids_at(picks) == [cat.id_at(p) for p in picks]
+        with pytest.raises(IndexError, match=f"row {n} is outside"):
+            cat.ids_at([0, n])
+        with LabelStore(":memory:", catalogue_fingerprint=catalogue_identity(cat)) as store:
+            store.append_many("label", cat.ids[[n - 1, 0, 7]], "Star", rows=[n - 1, 0, 7],
+                              **ADA)
+            pool = Pool(store, cat)
+            assert pool._took_rows
+            assert np.flatnonzero(pool.labelled).tolist() == [0, 7, n - 1]
+            store.append("skip", cat.ids[8], row=9, **ADA)  # the sample reads the ids right
+            with pytest.warns(ArmillaryWarning, match="do not hold their ids"):
+                pool.refresh()
+            assert np.flatnonzero(pool.skipped).tolist() == [8]

@@ -140,3 +140,19 @@ def test_export_can_carry_both_provenances(make_session, tmp_path):
     assert list(human["label"]) == ["QSO"]
     catalogue = table[table["provenance"] == "catalogue"]
     assert len(catalogue) == int((session.catalogue_codes() >= 0).sum())
+
+
+def test_acts_record_the_catalogue_row_of_each_id(session):
+    cat = session.catalogue
+    session.label(cat.id_at(30), "Star")
+    session.unsure(cat.id_at(31))
+    session.skip(cat.id_at(32))
+    session.note(cat.id_at(33), "a halo")
+    session.label_many([cat.id_at(p) for p in (40, 2, 41)], "QSO")
+    session.undo()
+    assert session.store.keeps_rows  # opened for its own catalogue
+    log = session.store.events()
+    assert log["catalogue_row"].notna().all()  # the catalogue's own labels too
+    human = log[log["provenance"] == "human"]
+    assert human["catalogue_row"].tolist() == [30, 31, 32, 33, 40, 2, 41, 40, 2, 41]
+    assert cat.index_of(log["id"].to_numpy()).tolist() == log["catalogue_row"].tolist()

@@ -85,7 +85,7 @@ def raw_events(path):
 
 def test_the_recorded_v1_schema_is_the_skeletons():
     assert schema.SCHEMA_V1 == V1_DDL
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
 
 
 def test_a_v1_store_upgrades_without_losing_an_event(tmp_path):
@@ -125,6 +125,11 @@ def test_a_v1_store_upgrades_without_losing_an_event(tmp_path):
     raw.close()
     with LabelStore(path) as again:  # a second open finds nothing to do
         assert again.n_events == len(V1_EVENTS) + 4
+        # Rebuilt into version 2, then given version 3's column: old events have no row.
+        assert again.events()["catalogue_row"].isna().all()
+    with LabelStore(path, catalogue_fingerprint="ID:2000:abc") as own:
+        assert own.append("label", "J6", "Star", row=6, session_id="s1").catalogue_row == 6
+        assert own.events("J6")["catalogue_row"].tolist() == [6]
 
 
 def test_a_failed_upgrade_leaves_the_v1_file_as_it_was(tmp_path, monkeypatch):
@@ -181,3 +186,114 @@ def test_two_openers_upgrade_once(tmp_path):
         keys = [k for (k,) in raw.execute("SELECT key FROM meta")]
     raw.close()
     assert keys.count("migrated_from_1") == 1
+
+
+# -- version 2 -> 3 -------------------------------------------------------------------
+
+V2_COLUMNS = ("event_id, act_id, row_id, row_id_type, kind, label, provenance, annotator,"
+              " time, session_id, round, strategy, model_version, score, confidence, note,"
+              " selection_id, source, target_event")
+# (event_id, act_id, row_id, kind, label, provenance, annotator, note, selection, target)
+V2_EVENTS = [
+    (1, 1, "J1", "label", "Star", "human", "ada", None, None, None),
+    (2, 2, "J2", "bulk_label", "Galaxy", "human", "ada", None, "sel-1", None),
+    (3, 2, "J3", "bulk_label", "Galaxy", "human", "ada", None, "sel-1", None),
+    (4, 4, "J1", "note", None, "human", "ada", "blended", None, None),
+    (5, 5, "J9", "label", "QSO", "catalogue", "cat", None, None, None),
+    (6, 6, "J2", "undo", None, "human", "ada", None, None, 2),
+    (7, 6, "J3", "undo", None, "human", "ada", None, None, 3),
+    (8, 8, "J4", "test_label", "Star", "human", "bob", None, None, None),
+]
+
+
+def make_v2_store(path):
+    """A version-2 store file with V2_EVENTS, as version 2 wrote it (WAL)."""
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("BEGIN")
+    raw.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    raw.execute(schema._EVENTS_V2)
+    for statement in schema._INDEXES_AND_TRIGGERS:
+        raw.execute(statement)
+    raw.executemany("INSERT INTO meta VALUES (?, ?)", [
+        ("schema_version", "2"), ("created", T0.isoformat(timespec="microseconds")),
+        ("catalogue_fingerprint", "ID:2000:abc"), ("id_column", "ID")])
+    for k, (event, act, row, kind, label, provenance, who, note, selection, target) in \
+            enumerate(V2_EVENTS):
+        time = (T0 + timedelta(seconds=k)).isoformat(timespec="microseconds")
+        raw.execute(f"INSERT INTO events ({V2_COLUMNS}) VALUES"
+                    " (?, ?, ?, 'str', ?, ?, ?, ?, ?, 's1', NULL, NULL, NULL, NULL, NULL,"
+                    " ?, ?, NULL, ?)",
+                    (event, act, row, kind, label, provenance, who, time, note, selection,
+                     target))
+    raw.execute("COMMIT")
+    raw.close()
+    return path
+
+
+def v2_events(path):
+    with sqlite3.connect(path) as raw:
+        rows = raw.execute(f"SELECT {V2_COLUMNS} FROM events ORDER BY event_id").fetchall()
+    raw.close()
+    return rows
+
+
+def test_a_v2_store_gains_catalogue_rows_without_losing_an_event(tmp_path):
+    path = make_v2_store(tmp_path / "v2.sqlite")
+    before = v2_events(path)
+    with LabelStore(path, catalogue_fingerprint="ID:2000:abc", id_column="ID") as store:
+        meta = store.meta
+        assert meta["schema_version"] == str(SCHEMA_VERSION) == "3"
+        assert "migrated_from_2" in meta
+        assert "migrated_from_1" not in meta
+        assert store.current()[["id", "kind", "label"]].values.tolist() == [
+            ["J1", "label", "Star"], ["J4", "test", "Star"]]
+        assert store.events()["catalogue_row"].isna().all()
+        assert store.keeps_rows
+        store.append("label", "J5", "QSO", row=5, annotator="ada", session_id="s1")
+        store.append_many("skip", ["J6", "J7"], rows=[6, 7], annotator="ada",
+                          session_id="s1")
+        assert store.undo(annotator="ada", session_id="s1").row_id == "J6"
+        _, ids, *_, rows = store._in_force()
+        assert dict(zip(ids.tolist(), rows.tolist(), strict=True)) == {
+            "J1": -1, "J4": -1, "J5": 5}
+    assert v2_events(path)[: len(before)] == before  # every v2 field, unchanged
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert raw.execute("PRAGMA foreign_key_check").fetchall() == []
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            raw.execute("UPDATE events SET catalogue_row = 1 WHERE event_id = 1")
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint"):
+            raw.execute(f"INSERT INTO events ({V2_COLUMNS}, catalogue_row) SELECT"
+                        f" {V2_COLUMNS.replace('event_id,', '100,', 1)}, -1"
+                        " FROM events WHERE event_id = 1")
+        columns = [r[1] for r in raw.execute("PRAGMA table_info(events)")]
+        assert columns[-1] == "catalogue_row"
+        assert columns == list(schema.EVENT_COLUMNS)
+    raw.close()
+
+
+def test_a_failed_v2_upgrade_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    path = make_v2_store(tmp_path / "v2.sqlite")
+    before = v2_events(path)
+    monkeypatch.setattr(schema, "_V2_TO_V3", (*schema._V2_TO_V3, "SELECT * FROM nowhere"))
+    with pytest.raises(StoreError, match="nowhere"):
+        LabelStore(path)
+    assert v2_events(path) == before
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'"
+                           ).fetchone()[0] == "2"
+        assert "catalogue_row" not in [r[1] for r in raw.execute("PRAGMA table_info(events)")]
+    raw.close()
+
+
+def test_a_version_4_store_is_refused(tmp_path):
+    path = tmp_path / "v4.sqlite"
+    with LabelStore(path) as store:
+        store.append("label", "J1", "Star", row=1, annotator="ada", session_id="s1")
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    raw.close()
+    with pytest.raises(StoreError, match=r"schema version 4, newer than this Armillary reads"
+                                         r" \(3\)"):
+        LabelStore(path)

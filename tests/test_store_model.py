@@ -84,8 +84,9 @@ def states(store: LabelStore, provenance: str = "human", lean: bool = False) -> 
     return list(zip(cur["id"].tolist(), cur["kind"], cur["label"], strict=True))
 
 
-def apply(store: LabelStore, model: LogModel, op: tuple) -> None:
-    """Do one op on both the store and the model, checking what the store returns."""
+def apply(store: LabelStore, model: LogModel, op: tuple, where: list | None = None) -> None:
+    """Do one op on both the store and the model, checking what the store returns; with
+    ``where``, the catalogue row of each id of the op, recorded with its events."""
     kind, rows, label, actor = op
     annotator, session = actor
     if kind in ("undo", "redo"):
@@ -102,13 +103,13 @@ def apply(store: LabelStore, model: LogModel, op: tuple) -> None:
     if kind == "bulk_label":
         kinds = model.act(actor, rows, kind, label)
         written = store.append_many(kind, rows, label, annotator=annotator,
-                                    session_id=session, selection_id="sel")
+                                    session_id=session, selection_id="sel", rows=where)
         assert len(written) == len(rows)
         assert store.events()["kind"].tolist()[-len(rows):] == kinds
         return
     kinds = model.act(actor, rows[:1], kind, label)
     event = store.append(kind, rows[0], label, annotator=annotator, session_id=session,
-                         note=note)
+                         note=note, row=None if where is None else where[0])
     assert event.kind == kinds[0]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -21,18 +20,6 @@ def check_classes(classes: Sequence[str]) -> list[str]:
     if len(set(names)) != len(names):
         raise ArmillaryError(f"class names must be unique, got {names!r}")
     return names
-
-
-def catalogue_identity(catalogue: Catalogue) -> str:
-    """A content identity for the store: row count, id column and ids at both ends.
-
-    Unlike the cache fingerprint it survives a copy or a ``touch`` of the source file.
-    """
-    n = len(catalogue)
-    ends = [*range(min(n, 1000)), *range(max(1000, n - 1000), n)]
-    ids = (catalogue.id_at(i) for i in ends)
-    digest = hashlib.sha1("\x1f".join(map(str, ids)).encode()).hexdigest()[:16]
-    return f"{catalogue.id_column}:{len(catalogue)}:{digest}"
 
 
 def check_columns(catalogue: Catalogue, columns: Iterable[str], what: str) -> list[str]:

@@ -3,9 +3,10 @@
 The log only grows, and its event ids grow in commit order, so a reader that remembers
 the last id it has read only ever needs the events after it. :class:`LogDigest` keeps, for
 one provenance, the few columns that decide which events are in force (id, row, kind,
-label, target) as numpy arrays, and :meth:`LogDigest.in_force` folds them without a
-Python loop. This is what keeps the current labels of 100,000 events, and the masks built
-on them, well under a tenth of a second after the first read.
+label, target) and the catalogue row recorded with each event, as numpy arrays, and
+:meth:`LogDigest.in_force` folds them without a Python loop. This is what keeps the
+current labels of 100,000 events, and the masks built on them, well under a tenth of a
+second after the first read.
 
 The first read is one aggregate query per chunk of events (see :data:`_READ`): each column
 comes back as one string, parsed with numpy, so no Python object is made per event but
@@ -32,16 +33,21 @@ _WHERE = "FROM events NOT INDEXED WHERE provenance = ? AND event_id > ? AND even
 # kinds as they are (decoded in numpy), labels and targets without their NULLs (the schema
 # ties a label to the label kinds and a target to undo and redo, so the kinds place them),
 # and no event ids at all when they run without a gap (MIN to MAX), as they almost always do.
+# Catalogue rows come without their NULLs too: placed at once when every event or none
+# has one (a log written with rows has them on every event, undos included), else read
+# again with -1 for NULL.
 _READ = f"""
     SELECT COUNT(*), MIN(event_id), MAX(event_id), group_concat(kind, ','),
            group_concat(row_id, '{_SEP}'), group_concat(label, '{_SEP}'),
-           group_concat(target_event, ',')
+           group_concat(target_event, ','), COUNT(catalogue_row),
+           group_concat(catalogue_row, ',')
     {_WHERE}
 """
 _READ_IDS = f"SELECT group_concat(event_id, ',') {_WHERE}"
+_READ_ROWS = f"SELECT group_concat(COALESCE(catalogue_row, -1), ',') {_WHERE}"
 _PLAN = f"EXPLAIN QUERY PLAN SELECT COUNT(*) {_WHERE}"
 _READ_PLAIN = """
-    SELECT event_id, row_id, kind, label, target_event FROM events
+    SELECT event_id, row_id, kind, label, target_event, catalogue_row FROM events
     WHERE provenance = ? AND event_id > ? AND event_id <= ? ORDER BY event_id
 """
 _STATE_KIND = np.array([k in STATE_OF for k in KINDS])
@@ -76,6 +82,8 @@ class LogDigest:
         The row ids: int64, or objects (str, or ints beyond int64).
     label : numpy.ndarray
         int32 codes into :attr:`label_names` (-1: none).
+    catalogue_row : numpy.ndarray
+        int64 catalogue row recorded with each event (-1: none).
     """
 
     def __init__(self, provenance: str, int_ids: bool) -> None:
@@ -103,9 +111,12 @@ class LogDigest:
     def _read(
         self, conn: sqlite3.Connection, after: int, stop: int
     ) -> tuple[np.ndarray, ...] | None:
-        """One chunk as arrays (event_id, row, kind, label codes, target), or None."""
+        """One chunk as arrays (event_id, row, kind, label codes, target, catalogue
+        row), or None."""
         args = (self.provenance, after, stop)
-        n, first, last, kinds, rows, labels, targets = conn.execute(_READ, args).fetchone()
+        n, first, last, kinds, rows, labels, targets, n_at, at = conn.execute(
+            _READ, args
+        ).fetchone()
         if not n:
             return None
         kind = _kind_codes(kinds)
@@ -129,11 +140,14 @@ class LogDigest:
         )
         if row is None or label_codes is None or len(flip_targets) != flips.sum():
             return self._read_plain(conn, after, stop)  # a separator inside a value
+        position = _catalogue_rows(conn, args, n, n_at, at)
+        if position is None:
+            return self._read_plain(conn, after, stop)
         label = np.full(n, -1, dtype=np.int32)
         label[has_label] = label_codes
         target = np.zeros(n, dtype=np.int64)
         target[flips] = flip_targets
-        return (event_id, row, kind, label, target)
+        return (event_id, row, kind, label, target, position)
 
     def _scans_in_order(self, conn: sqlite3.Connection) -> bool:
         """Whether the chunk query walks the table in event-id order (the rowid range
@@ -162,7 +176,7 @@ class LogDigest:
     ) -> tuple[np.ndarray, ...]:
         """The same chunk row by row (slower; for values holding the separator)."""
         rows = conn.execute(_READ_PLAIN, (self.provenance, after, stop)).fetchall()
-        event_id, row, kind, label, target = zip(*rows, strict=True)
+        event_id, row, kind, label, target, position = zip(*rows, strict=True)
         ids = _python_ints(row) if self.int_ids else np.array(row, dtype=object)
         codes = np.full(len(rows), -1, dtype=np.int32)
         labelled = [k for k, x in enumerate(label) if x is not None]
@@ -173,6 +187,7 @@ class LogDigest:
             np.array([KINDS.index(k) for k in kind], dtype=np.int8),
             codes,
             np.array([t or 0 for t in target], dtype=np.int64),
+            np.array([-1 if p is None else p for p in position], dtype=np.int64),
         )
 
     def _label_codes(self, text: str, n: int) -> np.ndarray | None:
@@ -209,10 +224,11 @@ class LogDigest:
 
     @property
     def arrays(self) -> tuple[np.ndarray, ...]:
-        """(event_id, row, kind, label, target), concatenated over every read."""
+        """(event_id, row, kind, label, target, catalogue_row), concatenated over every
+        read."""
         if self._parts:
             parts = [self._arrays, *self._parts]
-            self._arrays = tuple(_concat([p[k] for p in parts]) for k in range(5))
+            self._arrays = tuple(_concat([p[k] for p in parts]) for k in range(6))
             self._parts = []
         return self._arrays
 
@@ -222,7 +238,7 @@ class LogDigest:
         After new plain acts only their rows are folded again; an undo or redo among
         the new events (it may revive any older act) folds the whole log.
         """
-        event_id, row, kind, _, target = self.arrays
+        event_id, row, kind, _, target, _ = self.arrays
         n = len(event_id)
         if self._folded is not None:
             done, chosen = self._folded
@@ -274,12 +290,27 @@ def _kind_codes(text: str) -> np.ndarray | None:
     return None if np.any(codes < 0) else codes
 
 
+def _catalogue_rows(
+    conn: sqlite3.Connection, args: tuple, n: int, n_at: int, text: str | None
+) -> np.ndarray | None:
+    """A chunk's catalogue rows (-1: none) from their text without NULLs, of which
+    there are ``n_at``; read again with the NULLs as -1 when only some events have one.
+    None if the text does not hold them."""
+    if not n_at:
+        return np.full(n, -1, dtype=np.int64)
+    if n_at != n:
+        text = conn.execute(_READ_ROWS, args).fetchone()[0]
+    rows = np.fromstring(text or "", dtype=np.int64, sep=",")
+    return rows if len(rows) == n else None
+
+
 def _empty(int_ids: bool) -> tuple[np.ndarray, ...]:
     return (
         np.empty(0, np.int64),
         np.empty(0, np.int64 if int_ids else object),
         np.empty(0, np.int8),
         np.empty(0, np.int32),
+        np.empty(0, np.int64),
         np.empty(0, np.int64),
     )
 

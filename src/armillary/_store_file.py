@@ -119,6 +119,10 @@ class SQLiteFile:
                 self._conn.executemany(
                     "INSERT OR REPLACE INTO meta (value, key) VALUES (?, ?)", blanks
                 )
+        # Catalogue rows given to appends are kept only when they are rows of the
+        # catalogue the store belongs to: opened with the fingerprint it records (its
+        # own, or given now as its first), not matched by id to another release.
+        self._keeps_rows = fingerprint is not None and self.catalogue_fingerprint == fingerprint
 
     def _tables(self) -> set[str]:
         """Return the names of the tables in the file, refusing non-SQLite files."""
@@ -282,6 +286,19 @@ class SQLiteFile:
         """The store's metadata: schema_version, created, catalogue_fingerprint,
         id_column, and ``migrated_from_<n>`` after an upgrade."""
         return dict(self._query("SELECT key, value FROM meta"))
+
+    @property
+    def catalogue_fingerprint(self) -> str | None:
+        """The fingerprint of the catalogue this store belongs to, as recorded (None when
+        no opener gave one). The catalogue rows recorded with events are rows of it."""
+        return self.meta.get("catalogue_fingerprint")
+
+    @property
+    def keeps_rows(self) -> bool:
+        """Whether appends record the catalogue rows they are given: only when the store
+        was opened with its own catalogue fingerprint (see :attr:`catalogue_fingerprint`),
+        not with ``match_by_id=True`` for another catalogue, nor with none."""
+        return self._keeps_rows
 
     @property
     def n_events(self) -> int:

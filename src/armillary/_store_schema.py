@@ -13,6 +13,11 @@ Schema history
    events), ``provenance`` (``human`` or ``catalogue``), ``round``, ``strategy``,
    ``confidence``, ``selection_id`` and ``source``. A version-1 file is rebuilt into the
    new table in one transaction (event ids, times and texts kept as they were).
+3. Adds the column ``catalogue_row``: the catalogue row position of the event's id, as
+   the appender knew it (NULL where it did not, and in every older event), so that a
+   pool on the same catalogue need not look the ids up (see :mod:`armillary.pool`). A
+   version-2 file gains the column in place (``ALTER TABLE ... ADD COLUMN``: no event is
+   rewritten); a version-1 file is rebuilt as above, then gains it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import sqlite3
 
 #: Version of the on-disk layout this module reads and writes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The state an act puts its row in; acts missing here (notes) leave the state alone.
 STATE_OF = {
@@ -61,6 +66,7 @@ EVENT_COLUMNS = (
     "selection_id",
     "source",
     "target_event",
+    "catalogue_row",
 )
 SELECT_EVENTS = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"
 
@@ -93,6 +99,9 @@ _EVENTS_V2 = f"""CREATE TABLE events (
     target_event  INTEGER REFERENCES events (event_id)
                   CHECK ((kind IN ('undo', 'redo')) = (target_event IS NOT NULL))
 )"""
+# Version 3's column, last in the table: where ALTER TABLE puts it in an upgraded file.
+_CATALOGUE_ROW = "catalogue_row INTEGER CHECK (catalogue_row IS NULL OR catalogue_row >= 0)"
+_EVENTS_V3 = _EVENTS_V2.removesuffix("\n)") + f",\n    {_CATALOGUE_ROW}\n)"
 # One statement per item: sqlite3 runs one at a time (executescript would commit).
 _INDEXES_AND_TRIGGERS = (
     # One row's history. (The digest reads ranges of event ids: the table itself.)
@@ -104,7 +113,7 @@ _INDEXES_AND_TRIGGERS = (
 )
 SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
-    _EVENTS_V2,
+    _EVENTS_V3,
     *_INDEXES_AND_TRIGGERS,
 )
 
@@ -194,16 +203,20 @@ _V1_TO_V2 = (
     "ALTER TABLE events_v2 RENAME TO events",
     *_INDEXES_AND_TRIGGERS,
 )
+# A column added in place: SQLite checks its constraint on the existing rows (all NULL)
+# and rewrites none of them, so the append-only triggers do not fire.
+_V2_TO_V3 = (f"ALTER TABLE events ADD COLUMN {_CATALOGUE_ROW}",)
 
 
 def migrate(conn: sqlite3.Connection, version: int) -> None:
     """Upgrade the schema from ``version`` to :data:`SCHEMA_VERSION` in place.
 
     Call inside a write transaction with foreign keys off (SQLite's recipe for changing
-    a table's constraints: build the new table, copy, drop, rename). Either every step
-    lands or, on any error, the transaction rolls back to the old file.
+    a table's constraints: build the new table, copy, drop, rename). The steps run in
+    turn (a version-1 file is rebuilt into version 2, then gains version 3's column).
+    Either every step lands or, on any error, the transaction rolls back to the old file.
     """
-    steps = {1: _V1_TO_V2}
+    steps = {1: _V1_TO_V2, 2: _V2_TO_V3}
     for step in range(version, SCHEMA_VERSION):
         for statement in steps[step]:
             conn.execute(statement)

@@ -59,6 +59,7 @@ EVENTS_COLUMNS = [
     "confidence",
     "selection_id",
     "source",
+    "catalogue_row",
 ]
 
 
@@ -213,6 +214,42 @@ def ids_text(row_ids: Sequence[object] | np.ndarray) -> tuple[list[str], str]:
     return [text for text, _ in pairs], types.pop() if types else "str"
 
 
+def check_row(row: object) -> int | None:
+    """Return a catalogue row position as an int (None stays None), else raise."""
+    if row is None:
+        return None
+    if _INT[0](row) and 0 <= row <= _MAX_ROW:
+        return int(row)
+    msg = f"row must be a catalogue row position (an int >= 0) or None, not {row!r}"
+    raise InvalidEventError(msg)
+
+
+def check_rows(rows: object, n: int) -> np.ndarray | None:
+    """Return catalogue row positions, one per row id, as int64 (None stays None)."""
+    if rows is None:
+        return None
+    array = np.asarray(rows, dtype=object) if isinstance(rows, (list, tuple)) else np.asarray(rows)
+    if array.shape != (n,):
+        msg = f"rows must give one catalogue row per row id ({n}), not shape {array.shape}"
+        raise InvalidEventError(msg)
+    if array.dtype.kind in "iu":
+        bad = np.flatnonzero((array < 0) | (array > _MAX_ROW))
+    else:  # objects (Python ints, or anything), floats, bools: one by one
+        bad = [k for k, v in enumerate(array.tolist()) if not (_INT[0](v) and 0 <= v <= _MAX_ROW)]
+    if len(bad):
+        k = int(bad[0])
+        value = array[k].item() if hasattr(array[k], "item") else array[k]
+        msg = (
+            f"rows must be catalogue row positions (ints >= 0), one per row id; "
+            f"rows[{k}] is {value!r}"
+        )
+        raise InvalidEventError(msg)
+    return array.astype(np.int64)
+
+
+_MAX_ROW = 2**63 - 1  # SQLite's largest integer
+
+
 def check_labels(kinds: np.ndarray, labels: np.ndarray, classes: Collection[str] | None) -> None:
     """Vectorised :func:`check_label` for an act of many events."""
     for kind in pd.unique(kinds):
@@ -274,7 +311,9 @@ def frame(rows: list[tuple], columns: list[str], *, state: bool = False) -> pd.D
         "act_id": np.array(cols["act_id"], dtype=np.int64),
         "score": np.array(cols["score"], dtype=np.float64),
         "confidence": np.array(cols["confidence"], dtype=np.float64),
-        **{name: ints(name) for name in ("model_version", "round", "target_event")},
+        **{
+            name: ints(name) for name in ("model_version", "round", "target_event", "catalogue_row")
+        },
     }
     return pd.DataFrame({name: out[name] if name in out else text(name) for name in columns})
 

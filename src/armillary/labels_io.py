@@ -133,6 +133,7 @@ def import_label_column(
         ids,
         np.full(len(ids), "label", dtype=object),
         labels,
+        rows=np.flatnonzero(keep),  # ids are in row order
         provenance="catalogue",
         annotator=annotator,
         session_id=session_id,
@@ -170,11 +171,12 @@ def import_astronomical_test_set(
             f"{path} is not an AstronomicAL test set: expected a JSON "
             f"object of id -> label, found {type(data).__name__}"
         )
-    ids = _catalogue_ids(catalogue, list(data), path)
+    ids, rows = _catalogue_ids(catalogue, list(data), path)
     kinds, labels = _kinds_and_labels(list(data.values()), label_map, path, "test_label")
     return _append_changes(
-        store, ids, kinds, labels, annotator=annotator, session_id=session_id, source=str(path)
-    )
+        store, ids, kinds, labels, rows=rows, annotator=annotator, session_id=session_id,
+        source=str(path),
+    )  # fmt: skip
 
 
 def import_astronomical_config(
@@ -219,7 +221,7 @@ def import_astronomical_config(
             if int(k) != UNSURE_CODE
         }
     table = _classifier_rows(config["classifiers"], classifiers, path)
-    ids = _catalogue_ids(catalogue, table["id"].tolist(), path)
+    ids, rows = _catalogue_ids(catalogue, table["id"].tolist(), path)
     kinds, labels = _kinds_and_labels(table["y"].tolist(), label_map, path, "label")
     strategies = sorted(set(table["strategy"].dropna()))
     return _append_changes(
@@ -227,6 +229,7 @@ def import_astronomical_config(
         ids,
         kinds,
         labels,
+        rows=rows,
         annotator=annotator,
         session_id=session_id,
         source=str(path),
@@ -287,8 +290,8 @@ def _classifier_rows(classifiers: dict, keys: Sequence[str] | None, path: Path) 
     return table.reset_index(drop=True)
 
 
-def _catalogue_ids(catalogue: Any, keys: list, path: Path) -> np.ndarray:
-    """JSON ids as the catalogue's ids, refusing any the catalogue lacks."""
+def _catalogue_ids(catalogue: Any, keys: list, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """JSON ids as the catalogue's ids, and their rows; refuse any the catalogue lacks."""
     if keys and not isinstance(catalogue.id_at(0), str):
         try:
             keys = [int(k) for k in keys]
@@ -298,9 +301,10 @@ def _catalogue_ids(catalogue: Any, keys: list, path: Path) -> np.ndarray:
                 f"catalogue {catalogue.name!r} are"
             ) from None
     ids = np.array(keys, dtype=object if keys and isinstance(keys[0], str) else np.int64)
-    if len(ids):
-        catalogue.index_of(ids)  # UnknownIdError naming the ids; nothing written
-    return ids
+    if not len(ids):
+        return ids, np.empty(0, np.int64)
+    # UnknownIdError naming the ids; nothing written
+    return ids, np.asarray(catalogue.index_of(ids), dtype=np.int64)
 
 
 def _kinds_and_labels(
@@ -325,11 +329,13 @@ def _append_changes(
     kinds: np.ndarray,
     labels: np.ndarray,
     *,
+    rows: np.ndarray,
     provenance: str = "human",
     session_id: str | None,
     **fields: Any,
 ) -> range:
-    """Append, as one act, the rows whose current state the import would change."""
+    """Append, as one act, the rows whose current state the import would change, with
+    the catalogue row of each id (``rows``)."""
     state = (
         pd.Series(kinds)
         .map({"label": "label", "test_label": "test", "unsure": "unsure"})
@@ -350,6 +356,7 @@ def _append_changes(
         kinds[change],
         ids[change],
         labels[change],
+        rows=rows[change],
         provenance=provenance,
         session_id=session_id or f"import-{uuid.uuid4().hex}",
         **fields,

@@ -8,8 +8,12 @@ filtered pool (say, the unlabelled rows handed to a strategy) to catalogue rows 
 and back, so that no caller does index arithmetic.
 
 Rows are identified by the catalogue's ids, never by positions in a filtered array: the
-store holds ids, and the positions are looked up in the catalogue once per id.
-:meth:`Pool.refresh` re-reads only what changed in the log since the last call.
+store holds ids, and the positions are looked up in the catalogue once per id. Where the
+store also recorded the catalogue row of an event's id (an appender that knew it, on the
+store's own catalogue), the pool takes that row instead, after checking that the store
+belongs to this catalogue and that a sample of the rows hold their ids; it looks up only
+the ids without one. :meth:`Pool.refresh` re-reads only what changed in the log since
+the last call.
 
 Example
 -------
@@ -23,13 +27,15 @@ Example
 from __future__ import annotations
 
 import mmap
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from armillary.errors import ArmillaryError, UnknownIdError
+from armillary._ids import catalogue_identity, ids_at
+from armillary.errors import ArmillaryError, ArmillaryWarning, UnknownIdError
 
 __all__ = [
     "LABELLED",
@@ -58,7 +64,9 @@ class Pool:
         The log (any object with ``current(provenance, columns=...)`` and
         ``state_version``).
     catalogue : Catalogue
-        The rows: ``len``, ``index_of(ids)`` and ``ids`` are used.
+        The rows: ``len``, ``index_of(ids)`` and ``ids`` are used; ``id_at`` and
+        ``fingerprint`` (or ``id_column``) to trust the catalogue rows a
+        :class:`~armillary.store.LabelStore` recorded.
     classes : sequence of str, optional
         Class names in code order; default the store's ``classes``, else the label
         names in the order they first appear. Labels of names outside given classes
@@ -97,6 +105,11 @@ class Pool:
         self._version = -1
         self._changed = np.empty(0, dtype=np.int64)  # unsorted, may hold -1
         self._changed_sorted: np.ndarray | None = None
+        # Recorded catalogue rows: trusted (None: not decided yet), taken at all, and
+        # found wrong after some were taken (then every id is looked up again).
+        self._rows_ok: bool | None = None
+        self._took_rows = self._retake = False
+        self._forgotten = np.empty(0, dtype=np.int64)
         self.refresh()
 
     # -- keeping in step ----------------------------------------------------------------
@@ -108,10 +121,29 @@ class Pool:
         so a refresh after one label costs about as much as reading that label.
         """
         version = self.store.state_version
-        if version == self._version:
+        if version == self._version and not self._retake:
             return False
         self._version = version
-        event_ids, ids, status, labels, names = self._in_force("human")
+        state = self._in_force("human")
+        if self._retake:
+            self._forget()
+        changed = self._apply(*state)
+        if self._retake:  # recorded rows failed their check: every id looked up again
+            self._forget()
+            changed = self._apply(*state) or changed
+        return changed
+
+    def _apply(
+        self,
+        event_ids: np.ndarray,
+        ids: np.ndarray,
+        status: np.ndarray,
+        labels: np.ndarray,
+        names: list[str],
+        rows: np.ndarray,
+    ) -> bool:
+        """Write the rows of the events now in force that are new, and clear those of
+        events no longer in force (arrays as :meth:`_in_force` returns them)."""
         old = self._event_ids
         if old.size:
             gone, new = ~np.isin(old, event_ids), ~np.isin(event_ids, old)
@@ -119,15 +151,15 @@ class Pool:
             gone, new = np.zeros(0, bool), np.ones(len(event_ids), bool)
         if not gone.any() and not new.any():
             return False
+        every = ids
+        if not new.all():  # all new: the first refresh
+            ids, status, labels, rows = ids[new], status[new], labels[new], rows[new]
+        positions = self._locate(ids, rows)
         stale = self._event_pos[gone]
         stale = stale[stale >= 0]
         self._status[stale] = UNLABELLED
         if self._codes is not None:
             self._codes[stale] = -1
-        every = ids
-        if not new.all():  # all new: the first refresh
-            ids, status, labels = ids[new], status[new], labels[new]
-        positions = self._positions(ids)
         found = positions >= 0
         codes = np.full(len(positions), -1, dtype=np.int16)
         codes[found] = self._class_codes(labels[found], names)
@@ -140,9 +172,21 @@ class Pool:
         missing = self._event_pos < 0
         if missing.any() or self.missing_ids.size:
             self.missing_ids = every[np.isin(event_ids, self._event_ids[missing])]
-        self._changed = np.concatenate([stale, positions])
+        self._changed = np.concatenate([self._forgotten, stale, positions])
+        self._forgotten = self._forgotten[:0]
         self._changed_sorted = None
         return True
+
+    def _forget(self) -> None:
+        """Clear every row the events placed, to place them all again by id."""
+        placed = self._event_pos[self._event_pos >= 0]
+        self._status[placed] = UNLABELLED
+        self._codes = None
+        self._forgotten = np.concatenate([self._forgotten, placed])
+        self._event_ids = np.empty(0, np.int64)
+        self._event_pos = np.empty(0, np.int64)
+        self._event_codes = np.empty(0, np.int16)
+        self._retake = self._took_rows = False
 
     @property
     def changed(self) -> np.ndarray:
@@ -152,14 +196,15 @@ class Pool:
             self._changed_sorted = _unique(self._changed[self._changed >= 0])
         return self._changed_sorted
 
-    def _in_force(self, provenance: str) -> tuple[np.ndarray, ...]:
-        """The store's current states as arrays: event ids, ids, status codes, and label
-        codes into the label names returned last (-1: none)."""
+    def _in_force(self, provenance: str) -> tuple[Any, ...]:
+        """The store's current states as arrays: event ids, ids, status codes, label
+        codes into the label names returned (-1: none), the names, and the catalogue
+        rows recorded with the events (-1: none)."""
         fast = getattr(self.store, "_in_force", None)  # a LabelStore: codes, no strings
         if fast is not None:
-            event_ids, ids, states, state_names, labels, names = fast(provenance)
+            event_ids, ids, states, state_names, labels, names, rows = fast(provenance)
             status = np.array([_STATUS_OF_STATE.get(n, UNLABELLED) for n in state_names])
-            return event_ids, ids, status.astype(np.int8)[states], labels, names
+            return event_ids, ids, status.astype(np.int8)[states], labels, names, rows
         current = self.store.current(provenance, columns=_LEAN)
         labels, names = pd.factorize(current["label"].to_numpy())  # None: -1
         return (
@@ -168,7 +213,49 @@ class Pool:
             _status_codes(current["kind"].to_numpy()),
             labels,
             list(names),
+            np.full(len(current), -1, dtype=np.int64),
         )
+
+    def _locate(self, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Catalogue positions of ids (-1: not in the catalogue): the rows recorded
+        with their events where those pass :meth:`_rows_hold`, the others looked up."""
+        take = rows >= 0
+        if take.any() and not self._rows_hold(ids[take], rows[take]):
+            take[:] = False
+        if not take.any():
+            return self._positions(ids)
+        self._took_rows = True
+        if take.all():
+            return rows
+        positions = rows.copy()
+        positions[~take] = self._positions(ids[~take])
+        return positions
+
+    def _rows_hold(self, ids: np.ndarray, rows: np.ndarray) -> bool:
+        """Whether recorded rows (all >= 0) are this catalogue's rows of ``ids``: the
+        store belongs to this catalogue (:func:`_same_catalogue`), every row is in
+        range, and an evenly spread sample of them holds its id. A failure turns
+        recorded rows off for this pool, with a warning."""
+        if self._rows_ok is None:
+            self._rows_ok = _same_catalogue(self.store, self.catalogue)
+        if not self._rows_ok:
+            return False
+        sample = np.linspace(0, len(rows) - 1, min(_ROW_SAMPLE, len(rows))).astype(np.intp)
+        if rows.max() < len(self.catalogue) and all(
+            bool(a == b)
+            for a, b in zip(ids_at(self.catalogue, rows[sample]), ids[sample], strict=True)
+        ):
+            return True
+        self._rows_ok = False
+        self._retake = self._took_rows  # rows taken before may be wrong too
+        warnings.warn(
+            f"label store {getattr(self.store, 'path', self.store)}: the catalogue rows "
+            f"recorded with its events do not hold their ids in catalogue "
+            f"{getattr(self.catalogue, 'name', '')!r}; looking the ids up instead",
+            ArmillaryWarning,
+            stacklevel=5,  # refresh()'s caller
+        )
+        return False
 
     def _positions(self, ids: np.ndarray) -> np.ndarray:
         """Catalogue positions of ids; -1 for ids the catalogue lacks."""
@@ -285,8 +372,8 @@ class Pool:
     def catalogue_labels(self) -> tuple[np.ndarray, np.ndarray]:
         """Positions and class codes of the catalogue's own labels (provenance
         ``"catalogue"``): never in the masks above, never trained on."""
-        _, ids, _, labels, names = self._in_force("catalogue")
-        positions = self._positions(ids)
+        _, ids, _, labels, names, rows = self._in_force("catalogue")
+        positions = self._locate(ids, rows)
         codes = self._class_codes(labels, names)
         keep = (positions >= 0) & (codes >= 0)
         return positions[keep], codes[keep].astype(np.int64)
@@ -338,6 +425,19 @@ def _zeros(n: int, dtype: type) -> np.ndarray:
 
 
 _MAPPED_BYTES = 1 << 22  # from 4 MiB, where numpy asks for huge pages
+_ROW_SAMPLE = 32  # recorded rows checked against the catalogue's ids, per refresh
+
+
+def _same_catalogue(store: Any, catalogue: Any) -> bool:
+    """Whether the catalogue fingerprint the store recorded is this catalogue's: its
+    cache fingerprint, or the content identity a Session records (see
+    ``armillary._ids.catalogue_identity``). A catalogue without ``id_at`` never matches."""
+    recorded = getattr(store, "catalogue_fingerprint", None)
+    if not isinstance(recorded, str) or not hasattr(catalogue, "id_at"):
+        return False
+    if recorded == getattr(catalogue, "fingerprint", None):
+        return True
+    return hasattr(catalogue, "id_column") and recorded == catalogue_identity(catalogue)
 
 
 def _status_codes(kinds: np.ndarray) -> np.ndarray:

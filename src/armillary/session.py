@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from armillary import strategies as st
+from armillary._ids import catalogue_identity
 from armillary._setup import (
-    catalogue_identity,
     check_classes,
     check_columns,
     check_features,
@@ -433,6 +433,7 @@ class Session(LabelsMixin):
                 model_version=queue.version or None,
                 score=score,
                 note=note,
+                row=pos,
             )
             self._sync()
             self._labels_version += 1

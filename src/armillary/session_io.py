@@ -36,17 +36,18 @@ class LabelsMixin:
         with self._lock:
             events = self.store.append_many(
                 "bulk_label", row_ids, cls, annotator=self.annotator,
-                session_id=self.session_id, selection_id=selection_id,
+                session_id=self.session_id, selection_id=selection_id, rows=positions,
             )  # fmt: skip
         self._reload()
         return events
 
     def note(self, id: Any, text: str) -> Any:
         """Attach a note to a row (an event of its own; the row's label is unchanged)."""
-        row_id = self.catalogue.id_at(self._position(id))
+        pos = self._position(id)
         return self.store.append(
-            "note", row_id, annotator=self.annotator, session_id=self.session_id, note=text
-        )
+            "note", self.catalogue.id_at(pos), annotator=self.annotator,
+            session_id=self.session_id, note=text, row=pos,
+        )  # fmt: skip
 
     def redo(self) -> Any:
         """Restore what this annotator's last undo in this session reversed."""

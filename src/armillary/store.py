@@ -17,7 +17,9 @@ Another backend
 The interface is small on purpose, so that a PostgreSQL store for teams on JupyterHub can
 follow without touching callers: the constructor, ``append``, ``append_many``, ``undo``,
 ``redo``, ``current``, ``labels``, ``test_set``, ``events``, ``history``, ``snapshot``,
-``state_version``, ``meta`` and ``close``. What such a backend must keep: event ids that
+``state_version``, ``meta`` and ``close`` (and, optionally, ``catalogue_fingerprint``:
+a :class:`~armillary.pool.Pool` takes the catalogue rows recorded with events only from
+a store that says whose rows they are). What such a backend must keep: event ids that
 grow in commit order (here SQLite's single writer gives that; in PostgreSQL take
 ``LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE`` in each write transaction, or readers
 that page through ids could skip a late commit), the append-only rule (a trigger, or
@@ -33,7 +35,6 @@ import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,8 @@ from armillary._store_values import (
     check_label,
     check_labels,
     check_name,
+    check_row,
+    check_rows,
     default_annotator,
     fold,
     frame,
@@ -61,9 +64,6 @@ from armillary.errors import (
     InvalidEventError,
 )
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = [
     "ACTS",
     "KINDS",
@@ -74,6 +74,7 @@ __all__ = [
     "default_annotator",
 ]
 
+_ROW_AT = schema.EVENT_COLUMNS.index("catalogue_row")
 _INSERT = (
     f"INSERT INTO events ({', '.join(schema.EVENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(schema.EVENT_COLUMNS))})"
@@ -111,6 +112,9 @@ class Event:
         The active-learning round, the query strategy, the annotator's confidence
         (0 to 1), the selection a bulk label labelled, and the file or column an
         imported event came from.
+    catalogue_row : int or None
+        The row position of ``row_id`` in the store's catalogue, where the appender
+        gave it and the store keeps rows (see :attr:`LabelStore.keeps_rows`).
     """
 
     event_id: int
@@ -131,6 +135,7 @@ class Event:
     confidence: float | None = None
     selection_id: str | None = None
     source: str | None = None
+    catalogue_row: int | None = None
 
     @classmethod
     def _from_row(cls, row: Sequence) -> Event:
@@ -175,9 +180,13 @@ class LabelStore(SQLiteFile):
 
     Notes
     -----
-    A version-1 store (the walking skeleton's) is upgraded on open, in one transaction;
-    opened read-only, it is upgraded in a private in-memory copy instead. One connection
-    is shared by every thread; a lock serialises all use of it.
+    An older store (version 1, the walking skeleton's, or 2) is upgraded on open, in one
+    transaction; opened read-only, it is upgraded in a private in-memory copy instead.
+    One connection is shared by every thread; a lock serialises all use of it.
+
+    Appends may give the catalogue row of each id (``row``, ``rows``); the store keeps
+    them only when opened with its own ``catalogue_fingerprint`` (:attr:`keeps_rows`),
+    so every recorded row is a row of the catalogue of :attr:`catalogue_fingerprint`.
     """
 
     def __init__(
@@ -224,6 +233,7 @@ class LabelStore(SQLiteFile):
         selection_id: str | None = None,
         provenance: str = "human",
         source: str | None = None,
+        row: int | None = None,
     ) -> Event:
         """Append one act on one row to the log and commit it to disk.
 
@@ -249,6 +259,10 @@ class LabelStore(SQLiteFile):
         selection_id, provenance, source : optional
             The selection labelled, ``"human"`` or ``"catalogue"``, and where an
             imported event came from.
+        row : int, optional
+            The position of ``row_id`` in the catalogue, when the caller knows it: a
+            pool on that catalogue then takes it instead of looking the id up. Kept
+            only where :attr:`keeps_rows` (the store is open for its own catalogue).
 
         Returns
         -------
@@ -260,6 +274,7 @@ class LabelStore(SQLiteFile):
         """
         kind = check_kind(kind)
         label = check_label(kind, label, self.classes)
+        position = check_row(row)
         values = provenance_values(
             (kind,),
             annotator=annotator,
@@ -280,7 +295,7 @@ class LabelStore(SQLiteFile):
             if kind == "label" and self._state(text, id_type, provenance) == "label":
                 kind = "relabel"
             first = self._next_id()
-            row = {
+            event = {
                 **values,
                 "event_id": first,
                 "act_id": first,
@@ -290,8 +305,9 @@ class LabelStore(SQLiteFile):
                 "label": label,
                 "time": now(),
                 "target_event": None,
+                "catalogue_row": position if self._keeps_rows else None,
             }
-            ordered = tuple(row[c] for c in schema.EVENT_COLUMNS)
+            ordered = tuple(event[c] for c in schema.EVENT_COLUMNS)
             self._conn.execute(_INSERT, ordered)
             self._id_type = id_type
         return Event._from_row(ordered)
@@ -304,6 +320,7 @@ class LabelStore(SQLiteFile):
         *,
         annotator: str | None = None,
         session_id: str,
+        rows: Sequence[int] | np.ndarray | None = None,
         **fields: object,
     ) -> range:
         """Append one act on many rows (a bulk label, an import) in one transaction.
@@ -316,6 +333,8 @@ class LabelStore(SQLiteFile):
         row_ids : sequence or array of int or str
         labels : str, sequence or array, optional
             One class for every row, or one per row (None where the kind takes none).
+        rows : sequence or array of int, optional
+            The catalogue position of each id, as for :meth:`append`'s ``row``.
         annotator, session_id, **fields
             As for :meth:`append` (``model_version, score, note, round, strategy,
             confidence, selection_id, provenance, source``), shared by every row.
@@ -331,6 +350,7 @@ class LabelStore(SQLiteFile):
         kinds = _per_row(kind, n, "kind")
         per_label = _per_row(labels, n, "labels")
         check_labels(kinds, per_label, self.classes)
+        positions = check_rows(rows, n)
         values = provenance_values(
             set(kinds.tolist()), annotator=annotator, session_id=session_id, **fields
         )
@@ -339,7 +359,8 @@ class LabelStore(SQLiteFile):
         with self._transaction():
             self._check_id_type(id_type, texts[0])
             first = self._next_id()
-            self._insert_many(first, id_type, texts, kinds, per_label, values)
+            kept = positions if self._keeps_rows else None
+            self._insert_many(first, id_type, texts, kinds, per_label, values, kept)
             self._id_type = id_type
         return range(first, first + n)
 
@@ -399,6 +420,7 @@ class LabelStore(SQLiteFile):
         kinds: np.ndarray,
         labels: np.ndarray,
         values: dict[str, object],
+        rows: np.ndarray | None,
     ) -> None:
         """Insert events first, first+1, ... of one act; inside a transaction.
 
@@ -410,18 +432,24 @@ class LabelStore(SQLiteFile):
             self._conn.execute("PRAGMA cache_size=-262144")
         try:
             self._conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS staged "
-                "(k INTEGER PRIMARY KEY, row_id TEXT, kind TEXT, label TEXT)"
+                "CREATE TEMP TABLE IF NOT EXISTS staged (k INTEGER PRIMARY KEY, "
+                "row_id TEXT, kind TEXT, label TEXT, catalogue_row INTEGER)"
             )
+            staged = [range(len(texts)), texts, kinds.tolist(), labels.tolist()]
+            columns = "k, row_id, kind, label"
+            if rows is not None:
+                staged.append(rows.tolist())
+                columns += ", catalogue_row"
             self._conn.executemany(
-                "INSERT INTO temp.staged VALUES (?, ?, ?, ?)",
-                zip(range(len(texts)), texts, kinds.tolist(), labels.tolist(), strict=True),
+                f"INSERT INTO temp.staged ({columns}) VALUES ({', '.join('?' * len(staged))})",
+                zip(*staged, strict=True),
             )
             shared = {**values, "act_id": first, "row_id_type": id_type, "time": now()}
             names = [c for c in schema.EVENT_COLUMNS if c in shared]
             self._conn.execute(
-                f"INSERT INTO events (event_id, row_id, kind, label, {', '.join(names)}) "
-                f"SELECT ? + k, row_id, kind, label, {', '.join('?' * len(names))} "
+                "INSERT INTO events (event_id, row_id, kind, label, catalogue_row, "
+                f"{', '.join(names)}) SELECT ? + k, row_id, kind, label, catalogue_row, "
+                f"{', '.join('?' * len(names))} "
                 "FROM temp.staged ORDER BY k",
                 (first, *(shared[c] for c in names)),
             )
@@ -431,7 +459,11 @@ class LabelStore(SQLiteFile):
                 self._conn.execute("PRAGMA cache_size=-65536")
 
     def _reverse(self, act_id: int, kind: str, annotator: str, session_id: str) -> Event:
-        """Write an undo or redo of every event of an act; inside a transaction."""
+        """Write an undo or redo of every event of an act; inside a transaction.
+
+        Each keeps the catalogue row of the event it reverses (the same id), so that a
+        log written with rows has them on every event: the digest reads them at once.
+        """
         events = []
         # An act's events are consecutive (one writer, one transaction).
         for row in self._conn.execute(
@@ -462,6 +494,7 @@ class LabelStore(SQLiteFile):
                 None,
                 None,
                 ev[0],
+                ev[_ROW_AT],
             )
             for k, ev in enumerate(events)
         ]
@@ -538,16 +571,18 @@ class LabelStore(SQLiteFile):
 
     def _in_force(
         self, provenance: str = "human"
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray, list[str]]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray, list[str], np.ndarray]:
         """:meth:`current`'s lean columns as codes, for :class:`~armillary.pool.Pool`.
 
         Returns event ids and ids (as in ``current``), the states as codes into a list
-        of state names, and the labels as codes into a list of label names (-1: none).
-        Private and optional: a caller falls back to ``current`` where it is missing.
+        of state names, the labels as codes into a list of label names (-1: none), and
+        the catalogue row recorded with each event (int64, -1: none; rows of the
+        catalogue of :attr:`catalogue_fingerprint`). Private and optional: a caller falls
+        back to ``current`` where it is missing.
         """
         with self.snapshot():
             digest = self._digest(provenance)
-            event_id, row, kind, label, _ = digest.arrays
+            event_id, row, kind, label, _, position = digest.arrays
             chosen = digest.in_force()
             return (
                 event_id[chosen],
@@ -556,6 +591,7 @@ class LabelStore(SQLiteFile):
                 [STATE_OF.get(k, "") for k in schema.KINDS],
                 label[chosen],
                 list(digest.label_names),
+                position[chosen],
             )
 
     def _digest(self, provenance: str) -> LogDigest:
@@ -611,7 +647,8 @@ class LabelStore(SQLiteFile):
         pandas.DataFrame
             Columns ``id, kind, label, annotator, time, session_id, model_version,
             score, note, event_id, target_event, act_id, provenance, round, strategy,
-            confidence, selection_id, source``; ``kind`` is the event's own kind.
+            confidence, selection_id, source, catalogue_row``; ``kind`` is the event's
+            own kind, ``catalogue_row`` the row recorded with it (see :class:`Event`).
         """
         clauses, params = [], []
         if row_id is not None:
@@ -661,7 +698,7 @@ _LEAN_COLUMNS = ("id", "kind", "label", "event_id", "event_kind")
 
 def _lean_frame(digest: LogDigest) -> pd.DataFrame:
     """current()'s lean columns straight from the digest's arrays."""
-    event_id, row, kind, label, _ = digest.arrays
+    event_id, row, kind, label, _, _ = digest.arrays
     chosen = digest.in_force()
     kinds = np.array(schema.KINDS, dtype=object)[kind[chosen]]
     names = np.array([*digest.label_names, None], dtype=object)  # code -1: None

@@ -12,11 +12,16 @@ It prints
 2. a bulk import of 1,000,000 catalogue labels (``import_label_column`` on a real
    1M-row catalogue), in events/s;
 3. the time to compute current labels and the pool masks for a 10,000,000-row catalogue
-   with 100,000 events: cold (a new store object and a new :class:`~armillary.pool.Pool`,
-   five times: in a new process on the already cached catalogue, as a user opening a
+   with 100,000 events, for a store written as a session writes it (each event with its
+   catalogue row, which a Pool on the same catalogue takes instead of looking the id up)
+   and, for comparison, for the same events with ids only (as an older Armillary wrote
+   them): cold (a new store object and a new :class:`~armillary.pool.Pool`, five times:
+   each in a new process of its own on the already cached catalogue, as a user opening a
    session meets it, and in the benchmark's own process, just after it wrote the
-   catalogue, its index and the log) and warm (``Pool.refresh()`` after one more
-   label), plus the full ``current()`` DataFrame for reference.
+   catalogue, its index and the log) and warm (``Pool.refresh()`` after one more label),
+   plus the full ``current()`` DataFrame for reference. As a baseline for the cold runs
+   in new processes, the time a new process takes to allocate and touch the 60 MB of
+   fresh memory the masks need (on a virtual machine this first touch varies a lot).
 
 Targets (issue 5): commit p99 under 5 ms; masks for 10M rows under 200 ms. This is a
 script, not a test: nothing asserts a time.
@@ -39,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from armillary import open_catalogue
+from armillary._ids import catalogue_identity
 from armillary.labels_io import import_label_column
 from armillary.pool import Pool
 from armillary.store import LabelStore
@@ -92,57 +98,93 @@ def bulk_import(folder: Path) -> tuple[int, float]:
     return len(written), took
 
 
-def masks(folder: Path, string_ids: bool) -> dict[str, Any]:
-    """Current labels and masks of a 10M-row catalogue with 100k events: (wall, CPU) s."""
-    kind = "str" if string_ids else "int"
-    path = write_catalogue(folder / f"ten-million-{kind}.parquet", 10_000_000, string_ids, seed=2)
-    catalogue = open_catalogue(path, cache_dir=folder)
+def write_log(store_path: Path, catalogue: Any, with_rows: bool) -> int:
+    """100,000 events on random rows of the catalogue, into a new store opened as a
+    Session opens it; with each event's catalogue row (as a session appends) or with
+    ids only (as an older Armillary wrote them). The same events either way."""
     ids = catalogue.ids
     rng = np.random.default_rng(3)
-    store_path = folder / f"masks-{kind}.sqlite"
-    store = LabelStore(store_path, classes=CLASSES)
+    store = LabelStore(
+        store_path,
+        classes=CLASSES,
+        catalogue_fingerprint=catalogue_identity(catalogue),
+        id_column=catalogue.id_column,
+    )
+
+    def at(rows: np.ndarray) -> np.ndarray | None:
+        return rows if with_rows else None
+
     for act in range(87):  # 87,000 events: bulk selections of 1,000 rows
-        rows = ids[rng.integers(0, len(ids), 1000)]
+        rows = rng.integers(0, len(ids), 1000)
         store.append_many(
             "bulk_label",
-            rows,
+            ids[rows],
             rng.choice(CLASSES, 1000).astype(object),
             selection_id=f"sel-{act}",
+            rows=at(rows),
             **WHO,
         )
     store.undo(**WHO)  # 2,000 undo events
     store.undo(**WHO)
     for k in range(1000):  # 1,000 single acts, each its own fsynced commit
         act = ("label", "unsure", "skip", "test_label")[k % 4]
+        row = int(rng.integers(0, len(ids)))
         store.append(
             act,
-            ids[rng.integers(0, len(ids))],
+            ids[row],
             CLASSES[k % 3] if act in ("label", "test_label") else None,
+            row=row if with_rows else None,
             **WHO,
         )
-    store.append_many("label", ids[rng.integers(0, len(ids), 10_000)], "Galaxy", **WHO)
+    rows = rng.integers(0, len(ids), 10_000)
+    store.append_many("label", ids[rows], "Galaxy", rows=at(rows), **WHO)
     n_events = store.n_events
     store.close()
-    out = {"events": n_events, "cold": []}
+    return n_events
+
+
+STORES = {
+    "rows": "store with catalogue rows (as a session writes it)",
+    "ids": "store with ids only (as an older Armillary wrote it)",
+}
+
+
+def masks(folder: Path, string_ids: bool) -> dict[str, Any]:
+    """Current labels and masks of a 10M-row catalogue with 100k events: (wall, CPU) s."""
+    kind = "str" if string_ids else "int"
+    path = write_catalogue(folder / f"ten-million-{kind}.parquet", 10_000_000, string_ids, seed=2)
+    catalogue = open_catalogue(path, cache_dir=folder)
+    stores = {name: folder / f"masks-{kind}-{name}.sqlite" for name in STORES}
+    events = {name: write_log(stores[name], catalogue, name == "rows") for name in STORES}
+    out: dict[str, Any] = {"events": events["rows"]}
     # As a user meets it: a new process on a catalogue whose cache exists (not this one,
-    # which has just written the catalogue, its index and the log).
-    spawn = multiprocessing.get_context("spawn")
-    with spawn.Pool(1) as child:
-        out["fresh"] = child.apply(_cold_runs, (path, folder, store_path))
-    out["cold"] = _cold_runs(path, folder, store_path)
-    store = LabelStore(store_path, classes=CLASSES)
+    # which has just written the catalogue, its index and the log); one process per run,
+    # the runs of each figure and of the baseline taken in turn, so that each meets the
+    # same moods of this machine's memory.
+    out["touch"], out["fresh"] = [], {name: [] for name in STORES}
+    for _ in range(COLD_RUNS):
+        out["touch"].append(_in_new_process(_touch))
+        for name, store_path in stores.items():
+            out["fresh"][name].append(_in_new_process(_cold_run, path, folder, store_path))
+    out["cold"] = {
+        name: [_cold_run(path, folder, store_path) for _ in range(COLD_RUNS)]
+        for name, store_path in stores.items()
+    }
+    store = LabelStore(
+        stores["rows"], classes=CLASSES, catalogue_fingerprint=catalogue_identity(catalogue)
+    )
     pool = Pool(store, catalogue)
     masks_ = pool.masks()
     clock = _Clock()
     out["rows"] = int(len(pool.status) - masks_["unlabelled"].sum())
-    store.append("label", ids[5], "QSO", **WHO)
+    store.append("label", catalogue.ids[5], "QSO", row=5, **WHO)
     clock.lap()
     pool.refresh()
     masks_ = pool.masks()
     out["warm"] = clock.lap()
     store.current()
     out["frame_cold"] = clock.lap()
-    store.append("label", ids[6], "Star", **WHO)
+    store.append("label", catalogue.ids[6], "Star", row=6, **WHO)
     clock.lap()
     store.current()
     out["frame_warm"] = clock.lap()
@@ -153,19 +195,34 @@ def masks(folder: Path, string_ids: bool) -> dict[str, Any]:
 COLD_RUNS = 5
 """Cold computations of the masks (each a new store object and Pool), of which the
 median is reported, with every run in order."""
+TOUCH_BYTES = 60_000_000
+"""The fresh memory the masks of 10M rows take: the status codes and five bool masks."""
 
 
-def _cold_runs(path: Path, folder: Path, store_path: Path) -> list[tuple[float, float]]:
-    """COLD_RUNS cold computations of the masks: each a new LabelStore, Pool, masks()."""
+def _in_new_process(function: Any, *args: Any) -> Any:
+    """``function(*args)`` in a new (spawned) process of its own."""
+    with multiprocessing.get_context("spawn").Pool(1) as child:
+        return child.apply(function, args)
+
+
+def _cold_run(path: Path, folder: Path, store_path: Path) -> tuple[float, float]:
+    """One cold computation of the masks: a new LabelStore, Pool and masks()."""
     catalogue = open_catalogue(path, cache_dir=folder)
-    laps = []
-    for _ in range(COLD_RUNS):
-        clock = _Clock()
-        store = LabelStore(store_path, classes=CLASSES)
-        Pool(store, catalogue).masks()
-        laps.append(clock.lap())
-        store.close()
-    return laps
+    clock = _Clock()
+    store = LabelStore(store_path, classes=CLASSES)
+    Pool(store, catalogue).masks()
+    lap = clock.lap()
+    store.close()
+    return lap
+
+
+def _touch() -> tuple[float, float]:
+    """Allocate and touch as much fresh memory as the masks take (the baseline)."""
+    clock = _Clock()
+    memory = np.ones(TOUCH_BYTES, np.int8)
+    lap = clock.lap()
+    del memory
+    return lap
 
 
 def _cold(laps: list[tuple[float, float]]) -> str:
@@ -220,15 +277,32 @@ def main() -> None:
         )
         for string_ids in (False, True):
             r = masks(folder, string_ids)
-            ids = "string ids" if string_ids else "int64 ids"
+            head = (
+                f"10M-row catalogue ({'string' if string_ids else 'int64'} ids), "
+                f"{r['events']:,} events, {r['rows']:,} rows with a state"
+            )
             print(
-                f"10M-row catalogue ({ids}), {r['events']:,} events, {r['rows']:,} rows "
-                f"with a state: current labels + masks cold, in a new process on the cached "
-                f"catalogue: {_cold(r['fresh'])}; in this process: {_cold(r['cold'])} "
-                f"(new LabelStore + Pool + masks()), after one more label "
-                f"{_ms(r['warm'])} (Pool.refresh + masks()); full current() DataFrame "
-                f"cold {_ms(r['frame_cold'])}, after one more label "
-                f"{_ms(r['frame_warm'])}"
+                f"{head}: baseline, a new process allocating and touching "
+                f"{TOUCH_BYTES / 1e6:.0f} MB (np.ones, int8; the masks' fresh memory): "
+                f"{_cold(r['touch'])}"
+            )
+            for name, what in STORES.items():
+                print(
+                    f"{head}: current labels + masks cold (new LabelStore + Pool + masks()), "
+                    f"{what}, one new process per run on the cached catalogue: "
+                    f"{_cold(r['fresh'][name])}"
+                )
+                print(
+                    f"{head}: current labels + masks cold, {what}, in this process: "
+                    f"{_cold(r['cold'][name])}"
+                )
+            print(
+                f"{head}: after one more label (Pool.refresh + masks()), "
+                f"{STORES['rows']}: {_ms(r['warm'])}"
+            )
+            print(
+                f"{head}: full current() DataFrame cold {_ms(r['frame_cold'])}, after one "
+                f"more label {_ms(r['frame_warm'])}"
             )
 
 
