@@ -199,7 +199,7 @@ class Learner(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        learner: Any = "random-forest",
+        learner: Any = "extra-trees",
         *,
         scheme: str = "multiclass",
         scale: str | None = None,

@@ -85,6 +85,10 @@ class Session(LabelsMixin):
     learner : str, scikit-learn classifier, or list of them
         A name from :data:`armillary.learners.LEARNERS`, an estimator (cloned, never
         fitted in place), or a list of them for a committee (query by committee).
+        The default, extra trees (100), learns faster from few labels than a random
+        forest: every tree sees every label (no bootstrap) and its random thresholds give
+        smoother probabilities to rank by; ``tests/benchmarks/bench_learning.py`` compares
+        the two on four data sets.
     strategy : str or callable
         A name from :data:`armillary.strategies.NAMES` or a modAL-style function
         ``(learner, X, n_instances=1) -> (indices, scores)``.
@@ -121,7 +125,7 @@ class Session(LabelsMixin):
         label_column: str | None = None,
         label_map: Mapping[Any, str] | None = None,
         store: LabelStore | str | os.PathLike | None = None,
-        learner: Any = "random-forest",
+        learner: Any = "extra-trees",
         strategy: Any = "margin",
         extra_columns: Sequence[str] = (),
         image_columns: Sequence[str] = (),

@@ -31,7 +31,7 @@ def simulate(
     classes: Sequence[str],
     *,
     validation: np.ndarray,
-    learner: Any = "random-forest",
+    learner: Any = "extra-trees",
     scheme: str = "multiclass",
     scale: str | None = None,
     strategy: Any = "margin",
