@@ -161,6 +161,9 @@ def masks(folder: Path, string_ids: bool) -> dict[str, Any]:
     # which has just written the catalogue, its index and the log); one process per run,
     # the runs of each figure and of the baseline taken in turn, so that each meets the
     # same moods of this machine's memory.
+    # The catalogue cache and the stores were just written: flush them first, so that the
+    # system's writeback of this script's own files does not run during the timings.
+    os.sync()
     out["touch"], out["fresh"] = [], {name: [] for name in STORES}
     for _ in range(COLD_RUNS):
         out["touch"].append(_in_new_process(_touch))
