@@ -8,6 +8,7 @@ and real scikit-learn estimators; the generator's ``true_label`` column is the o
 from __future__ import annotations
 
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -282,6 +283,18 @@ def test_missing_values_take_the_medians_of_the_labelled_rows(catalogue, codes):
     infinite = X[:3].copy()
     infinite[:, 1] = [np.inf, -np.inf, np.nan]
     assert_allclose(model.transform(infinite)[:, 1], medians[1])
+    assert np.isfinite(model.predict_proba(X)).all()
+
+
+def test_a_feature_no_labelled_row_has_is_imputed_quietly(catalogue, codes):
+    X = catalogue.to_numpy(["g - r", "Lx"], dtype=np.float32)
+    rows = pick(codes, 12, seed=3)
+    X[rows, 1] = np.nan  # e.g. an X-ray flux none of the first sources has
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = Learner("extra-trees", n_classes=3).fit(X[rows], codes[rows])
+    assert model.medians_[1] == 0.0
+    assert model.medians_[0] == np.median(X[rows, 0])
     assert np.isfinite(model.predict_proba(X)).all()
 
 

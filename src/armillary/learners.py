@@ -18,6 +18,7 @@ A list of learners makes a committee (query by committee); each member follows t
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -245,8 +246,9 @@ class Learner(ClassifierMixin, BaseEstimator):
         if X.ndim != 2 or len(X) != len(y) or len(y) == 0:
             raise ValueError(f"fit needs matching 2-D X and 1-D y, got {X.shape} and {y.shape}")
         finite = np.where(np.isfinite(X), X, np.nan)
-        with np.errstate(all="ignore"):
-            medians = np.nanmedian(finite, axis=0) if len(X) else np.zeros(X.shape[1])
+        with warnings.catch_warnings():  # a feature no labelled row has: median 0 below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            medians = np.nanmedian(finite, axis=0)
         self.medians_ = np.where(np.isfinite(medians), medians, 0.0).astype(np.float32)
         Xt = self._impute(X)
         scaler_cls = SCALES[self.scale]
