@@ -208,7 +208,9 @@ function render({ model, el }: RenderProps<PaneModel>): () => void {
     parts.id.textContent = empty ? "Nothing left to label in this pool" : String(cand.id);
     parts.root.dataset.candidate = empty ? "" : String(cand.id);
     const score = typeof cand.score === "number" ? `score ${cand.score.toFixed(3)}` : "";
-    const version = cand.model_version ? `model v${cand.model_version}` : "no model yet";
+    const version = cand.model_version
+      ? `model v${cand.model_version}`
+      : "picked before any model, for variety";
     parts.meta.textContent = empty ? "" : [score, version].filter(Boolean).join(" · ");
     drawValues(parts.values, cand);
   }
