@@ -162,12 +162,10 @@ class LogDigest:
         if not self.int_ids:
             texts = text.split(_SEP)
             return np.array(texts, dtype=object) if len(texts) == n else None
-        raw = np.frombuffer(text.encode(), dtype=np.uint8)
-        ends = np.flatnonzero(raw == ord(_SEP))
-        if len(ends) != n - 1:
+        fields = _fields(text, n)
+        if fields is None:
             return None
-        widths = np.diff(ends, prepend=-1, append=raw.size) - 1
-        if widths.max(initial=0) <= 18:  # fits int64 for sure
+        if fields[2].max(initial=0) <= 18:  # fits int64 for sure
             return np.fromstring(text, dtype=np.int64, sep=_SEP)
         return _python_ints(text.split(_SEP))
 
@@ -198,11 +196,10 @@ class LogDigest:
         """
         if not n:
             return np.empty(0, np.int32) if not text else None
-        raw = np.frombuffer(text.encode(), dtype=np.uint8)
-        ends = np.flatnonzero(raw == ord(_SEP))
-        if len(ends) != n - 1:
+        fields = _fields(text, n)
+        if fields is None:
             return None
-        lengths = np.diff(ends, prepend=-1, append=raw.size) - 1
+        raw, ends, lengths = fields
         if lengths.max() > 7:
             return self._codes(text.split(_SEP))
         packed = np.zeros((n, 8), dtype=np.uint8)
@@ -271,6 +268,16 @@ def _newest_per_row(row: np.ndarray, acts: np.ndarray) -> np.ndarray:
     kept = np.zeros(len(acts), dtype=bool)
     kept[newest] = True
     return acts[kept]
+
+
+def _fields(text: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The bytes of ``n`` values joined by the separator, where the separators are, and
+    each value's length in bytes; None if the text does not hold ``n`` values."""
+    raw = np.frombuffer(text.encode(), dtype=np.uint8)
+    ends = np.flatnonzero(raw == ord(_SEP))
+    if len(ends) != n - 1:
+        return None
+    return raw, ends, np.diff(ends, prepend=-1, append=raw.size) - 1
 
 
 def _kind_codes(text: str) -> np.ndarray | None:

@@ -218,7 +218,7 @@ def check_row(row: object) -> int | None:
     """Return a catalogue row position as an int (None stays None), else raise."""
     if row is None:
         return None
-    if _INT[0](row) and 0 <= row <= _MAX_ROW:
+    if _is_row(row):
         return int(row)
     msg = f"row must be a catalogue row position (an int >= 0) or None, not {row!r}"
     raise InvalidEventError(msg)
@@ -235,7 +235,7 @@ def check_rows(rows: object, n: int) -> np.ndarray | None:
     if array.dtype.kind in "iu":
         bad = np.flatnonzero((array < 0) | (array > _MAX_ROW))
     else:  # objects (Python ints, or anything), floats, bools: one by one
-        bad = [k for k, v in enumerate(array.tolist()) if not (_INT[0](v) and 0 <= v <= _MAX_ROW)]
+        bad = [k for k, v in enumerate(array.tolist()) if not _is_row(v)]
     if len(bad):
         k = int(bad[0])
         value = array[k].item() if hasattr(array[k], "item") else array[k]
@@ -245,6 +245,11 @@ def check_rows(rows: object, n: int) -> np.ndarray | None:
         )
         raise InvalidEventError(msg)
     return array.astype(np.int64)
+
+
+def _is_row(value: object) -> bool:
+    """Whether a value is a catalogue row position SQLite can hold."""
+    return _INT[0](value) and 0 <= value <= _MAX_ROW
 
 
 _MAX_ROW = 2**63 - 1  # SQLite's largest integer
