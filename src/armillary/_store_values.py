@@ -255,6 +255,17 @@ def _is_row(value: object) -> bool:
 _MAX_ROW = 2**63 - 1  # SQLite's largest integer
 
 
+def per_row(value: object, n: int, what: str) -> np.ndarray:
+    """A scalar repeated n times, or a sequence of length n, as an object array."""
+    if value is None or isinstance(value, str):
+        return np.full(n, value, dtype=object)
+    array = np.asarray(value, dtype=object)
+    if array.shape != (n,):
+        msg = f"{what} must be one value or one per row ({n}), not shape {array.shape}"
+        raise InvalidEventError(msg)
+    return array
+
+
 def check_labels(kinds: np.ndarray, labels: np.ndarray, classes: Collection[str] | None) -> None:
     """Vectorised :func:`check_label` for an act of many events."""
     for kind in pd.unique(kinds):

@@ -42,6 +42,7 @@ import pandas as pd
 from armillary import _store_schema as schema
 from armillary._store_digest import LogDigest
 from armillary._store_file import SQLiteFile
+from armillary._store_frames import LEAN_COLUMNS, lean_frame, stack
 from armillary._store_schema import ACTS, KINDS, SCHEMA_VERSION, STATE_OF
 from armillary._store_values import (
     CURRENT_COLUMNS,
@@ -58,8 +59,10 @@ from armillary._store_values import (
     id_text,
     ids_text,
     now,
+    per_row,
     provenance_values,
 )
+from armillary._store_write import INSERT, insert_many, reverse_act
 from armillary.errors import (
     InvalidEventError,
 )
@@ -73,12 +76,6 @@ __all__ = [
     "LabelStore",
     "default_annotator",
 ]
-
-_ROW_AT = schema.EVENT_COLUMNS.index("catalogue_row")
-_INSERT = (
-    f"INSERT INTO events ({', '.join(schema.EVENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(schema.EVENT_COLUMNS))})"
-)
 
 
 @dataclass(frozen=True)
@@ -308,7 +305,7 @@ class LabelStore(SQLiteFile):
                 "catalogue_row": position if self._keeps_rows else None,
             }
             ordered = tuple(event[c] for c in schema.EVENT_COLUMNS)
-            self._conn.execute(_INSERT, ordered)
+            self._conn.execute(INSERT, ordered)
             self._id_type = id_type
         return Event._from_row(ordered)
 
@@ -347,8 +344,8 @@ class LabelStore(SQLiteFile):
         """
         texts, id_type = ids_text(row_ids)
         n = len(texts)
-        kinds = _per_row(kind, n, "kind")
-        per_label = _per_row(labels, n, "labels")
+        kinds = per_row(kind, n, "kind")
+        per_label = per_row(labels, n, "labels")
         check_labels(kinds, per_label, self.classes)
         positions = check_rows(rows, n)
         values = provenance_values(
@@ -360,7 +357,7 @@ class LabelStore(SQLiteFile):
             self._check_id_type(id_type, texts[0])
             first = self._next_id()
             kept = positions if self._keeps_rows else None
-            self._insert_many(first, id_type, texts, kinds, per_label, values, kept)
+            insert_many(self._conn, first, id_type, texts, kinds, per_label, values, kept)
             self._id_type = id_type
         return range(first, first + n)
 
@@ -412,94 +409,11 @@ class LabelStore(SQLiteFile):
                 return self._reverse(stack[-1], "redo", annotator, session_id)
         return None
 
-    def _insert_many(
-        self,
-        first: int,
-        id_type: str,
-        texts: list[str],
-        kinds: np.ndarray,
-        labels: np.ndarray,
-        values: dict[str, object],
-        rows: np.ndarray | None,
-    ) -> None:
-        """Insert events first, first+1, ... of one act; inside a transaction.
-
-        The per-row values go through a temporary table and the shared ones are bound
-        once: about twice as fast as an ``executemany`` of whole events.
-        """
-        big = len(texts) > 100_000  # room for the id index of a big import, meanwhile
-        if big:
-            self._conn.execute("PRAGMA cache_size=-262144")
-        try:
-            self._conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS staged (k INTEGER PRIMARY KEY, "
-                "row_id TEXT, kind TEXT, label TEXT, catalogue_row INTEGER)"
-            )
-            staged = [range(len(texts)), texts, kinds.tolist(), labels.tolist()]
-            columns = "k, row_id, kind, label"
-            if rows is not None:
-                staged.append(rows.tolist())
-                columns += ", catalogue_row"
-            self._conn.executemany(
-                f"INSERT INTO temp.staged ({columns}) VALUES ({', '.join('?' * len(staged))})",
-                zip(*staged, strict=True),
-            )
-            shared = {**values, "act_id": first, "row_id_type": id_type, "time": now()}
-            names = [c for c in schema.EVENT_COLUMNS if c in shared]
-            self._conn.execute(
-                "INSERT INTO events (event_id, row_id, kind, label, catalogue_row, "
-                f"{', '.join(names)}) SELECT ? + k, row_id, kind, label, catalogue_row, "
-                f"{', '.join('?' * len(names))} "
-                "FROM temp.staged ORDER BY k",
-                (first, *(shared[c] for c in names)),
-            )
-            self._conn.execute("DELETE FROM temp.staged")
-        finally:
-            if big:
-                self._conn.execute("PRAGMA cache_size=-65536")
-
     def _reverse(self, act_id: int, kind: str, annotator: str, session_id: str) -> Event:
-        """Write an undo or redo of every event of an act; inside a transaction.
-
-        Each keeps the catalogue row of the event it reverses (the same id), so that a
-        log written with rows has them on every event: the digest reads them at once.
-        """
-        events = []
-        # An act's events are consecutive (one writer, one transaction).
-        for row in self._conn.execute(
-            f"{schema.SELECT_EVENTS} WHERE event_id >= ? ORDER BY event_id", (act_id,)
-        ):
-            if row[1] != act_id:
-                break
-            events.append(row)
-        first, time = self._next_id(), now()
-        rows = [
-            (
-                first + k,
-                first,
-                ev[2],
-                ev[3],
-                kind,
-                None,
-                ev[6],
-                annotator,
-                time,
-                session_id,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                ev[0],
-                ev[_ROW_AT],
-            )
-            for k, ev in enumerate(events)
-        ]
-        self._conn.executemany(_INSERT, rows)
-        return Event._from_row(events[0])
+        """Undo or redo act ``act_id`` (see :func:`~armillary._store_write.reverse_act`);
+        inside a transaction. Returns the reversed act's first event."""
+        first = self._next_id()
+        return Event._from_row(reverse_act(self._conn, act_id, first, kind, annotator, session_id))
 
     def _next_id(self) -> int:
         """The id of the next event; inside a write transaction (one writer at a time)."""
@@ -562,10 +476,10 @@ class LabelStore(SQLiteFile):
             raise ValueError(msg)
         with self.snapshot():
             digest = self._digest(provenance)
-            if set(wanted) <= set(_LEAN_COLUMNS):
+            if set(wanted) <= set(LEAN_COLUMNS):
                 hit = self._lean.get(provenance)
                 if hit is None or hit[0] != digest.last:
-                    hit = self._lean[provenance] = (digest.last, _lean_frame(digest))
+                    hit = self._lean[provenance] = (digest.last, lean_frame(digest))
                 return hit[1][wanted]
             return self._full_frame(provenance, digest)[wanted].copy()
 
@@ -620,7 +534,7 @@ class LabelStore(SQLiteFile):
             f"{schema.SELECT_EVENTS} WHERE event_id IN (SELECT value FROM json_each(?))",
             (json.dumps(missing.tolist()),),
         ).fetchall()
-        out = _stack(old if kept.all() else old[kept], frame(rows, CURRENT_COLUMNS, state=True))
+        out = stack(old if kept.all() else old[kept], frame(rows, CURRENT_COLUMNS, state=True))
         if not out["event_id"].is_monotonic_increasing:  # an undo brought back an old act
             out = out.sort_values("event_id", ignore_index=True)
         self._frames[provenance] = (digest.last, out)
@@ -680,56 +594,3 @@ class LabelStore(SQLiteFile):
         out = frame(rows, EVENTS_COLUMNS)
         out["undone"] = np.array([undone.get(r[0], False) for r in rows], dtype=bool)
         return out
-
-
-def _per_row(value: object, n: int, what: str) -> np.ndarray:
-    """A scalar repeated n times, or a sequence of length n, as an object array."""
-    if value is None or isinstance(value, str):
-        return np.full(n, value, dtype=object)
-    array = np.asarray(value, dtype=object)
-    if array.shape != (n,):
-        msg = f"{what} must be one value or one per row ({n}), not shape {array.shape}"
-        raise InvalidEventError(msg)
-    return array
-
-
-_LEAN_COLUMNS = ("id", "kind", "label", "event_id", "event_kind")
-
-
-def _lean_frame(digest: LogDigest) -> pd.DataFrame:
-    """current()'s lean columns straight from the digest's arrays."""
-    event_id, row, kind, label, _, _ = digest.arrays
-    chosen = digest.in_force()
-    kinds = np.array(schema.KINDS, dtype=object)[kind[chosen]]
-    names = np.array([*digest.label_names, None], dtype=object)  # code -1: None
-    states = np.array([STATE_OF.get(k) for k in schema.KINDS], dtype=object)
-    columns = {
-        "id": row[chosen],
-        "kind": states[kind[chosen]],
-        "label": names[label[chosen]],
-        "event_id": event_id[chosen],
-        "event_kind": kinds,
-    }
-    # Series joined side by side: no consolidation of the object columns into one
-    # block, about ten times faster than DataFrame(dict) for 100,000 rows.
-    return pd.concat(
-        {k: pd.Series(v, dtype=v.dtype, copy=False) for k, v in columns.items()}, axis=1, copy=False
-    )
-
-
-def _stack(top: pd.DataFrame, bottom: pd.DataFrame) -> pd.DataFrame:
-    """Concatenate two frames of the same columns, column by column.
-
-    ``pandas.concat`` inspects every value of an all-None object column; for the few
-    rows a label adds to a frame of 100,000, this is about twenty times faster.
-    """
-    if not len(bottom) or not len(top):
-        return (top if len(top) else bottom).reset_index(drop=True)
-    out = {}
-    for name in top.columns:
-        a, b = top[name], bottom[name]
-        if isinstance(a.dtype, np.dtype) and a.dtype == b.dtype:
-            out[name] = np.concatenate([a.to_numpy(), b.to_numpy()])
-        else:
-            out[name] = pd.concat([a, b], ignore_index=True)
-    return pd.DataFrame(out)
