@@ -18,7 +18,16 @@ export interface Candidate {
   score?: number | null;
   model_version?: number;
   values?: ShownValue[];
+  /** Survey cutouts: the browser loads each URL; null when the source lacks a value. */
+  cutouts?: Cutout[];
   image_name?: string | null;
+  /** False when the session has no image columns: the pane then shows no image frame. */
+  has_images?: boolean;
+}
+
+export interface Cutout {
+  name: string;
+  url: string | null;
 }
 
 export interface Act {

@@ -50,6 +50,7 @@ interface Parts {
   meta: HTMLDivElement;
   image: HTMLDivElement;
   values: HTMLTableElement;
+  cutouts: HTMLDivElement;
   buttons: HTMLDivElement;
   log: HTMLOListElement;
   status: HTMLDivElement;
@@ -70,7 +71,8 @@ function build(): Parts {
   const image = h("div", "arm-image");
   const values = h("table", "arm-values");
   body.append(image, values);
-  card.append(id, meta, body);
+  const cutouts = h("div", "arm-cutouts");
+  card.append(id, meta, body, cutouts);
   const buttons = h("div", "arm-buttons");
   const logTitle = h("div", "arm-section", "Recent");
   const log = h("ol", "arm-log");
@@ -78,7 +80,7 @@ function build(): Parts {
   const error = h("div", "arm-error");
   error.setAttribute("role", "alert");
   root.append(header, card, buttons, error, logTitle, log, status);
-  return { root, title, counts, id, meta, image, values, buttons, log, status, error };
+  return { root, title, counts, id, meta, image, values, cutouts, buttons, log, status, error };
 }
 
 function drawValues(table: HTMLTableElement, cand: Candidate): void {
@@ -95,6 +97,46 @@ function drawValues(table: HTMLTableElement, cand: Candidate): void {
     }
     tr.append(h("th", "", v.name), td);
     table.append(tr);
+  }
+}
+
+function drawCutouts(box: HTMLDivElement, cand: Candidate): void {
+  const shown = cand.cutouts ?? [];
+  // The same URLs as on show (a redraw of the same source): keep the loaded images.
+  const key = JSON.stringify(shown);
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  box.replaceChildren();
+  for (const c of shown) {
+    const fig = h("figure", "arm-cutout");
+    const frame = h("div", "arm-cutout-frame");
+    const unavailable = (text: string, why: string) => {
+      const span = h("span", "arm-noimage", text);
+      span.title = why;
+      frame.replaceChildren(span);
+      fig.classList.add("arm-cutout-none");
+    };
+    if (c.url === null) {
+      unavailable("missing value", "a column this cutout's URL needs has no value for this source");
+    } else {
+      const link = h("a");
+      link.href = c.url;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      link.title = `${c.name}: open the image in a new tab`;
+      const img = h("img");
+      img.loading = "eager";
+      img.referrerPolicy = "no-referrer";
+      img.alt = `${c.name} cutout of ${cand.id ?? ""}`;
+      img.addEventListener("error", () =>
+        unavailable("not available", `${c.url} could not be loaded (offline, or outside the survey)`),
+      );
+      img.src = c.url;
+      link.append(img);
+      frame.append(link);
+    }
+    fig.append(frame, h("figcaption", "", c.name));
+    box.append(fig);
   }
 }
 
@@ -205,6 +247,7 @@ function render({ model, el }: RenderProps<PaneModel>): () => void {
     parts.root.classList.remove("arm-waiting");
     const empty = cand.id === undefined || cand.id === null;
     parts.root.classList.toggle("arm-empty", empty);
+    parts.image.hidden = cand.has_images === false;
     parts.id.textContent = empty ? "Nothing left to label in this pool" : String(cand.id);
     parts.root.dataset.candidate = empty ? "" : String(cand.id);
     const score = typeof cand.score === "number" ? `score ${cand.score.toFixed(3)}` : "";
@@ -213,6 +256,7 @@ function render({ model, el }: RenderProps<PaneModel>): () => void {
       : "picked before any model, for variety";
     parts.meta.textContent = empty ? "" : [score, version].filter(Boolean).join(" · ");
     drawValues(parts.values, cand);
+    drawCutouts(parts.cutouts, cand);
   }
 
   function drawImage(): void {

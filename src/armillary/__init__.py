@@ -5,7 +5,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 # The version above comes first: the modules below (and the widget) read it.
-from armillary import datasets
+from armillary import cutouts, datasets
 from armillary.catalogue import Catalogue, open_catalogue
 from armillary.derive import register_combination
 from armillary.errors import ArmillaryError
@@ -26,6 +26,7 @@ __all__ = [
     "Pool",
     "Session",
     "__version__",
+    "cutouts",
     "datasets",
     "export_labels",
     "import_labels",

@@ -95,6 +95,8 @@ class PanePresenter:
                 "values": [
                     {"name": k, "value": format_value(v)} for k, v in candidate.values.items()
                 ],
+                "has_images": bool(session.image_columns),
+                "cutouts": [{"name": k, "url": v} for k, v in candidate.cutouts.items()],
                 "image_name": next(
                     (p.name for p in candidate.images.values() if p is not None), None
                 ),

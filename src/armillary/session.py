@@ -34,6 +34,7 @@ from armillary._setup import (
 )
 from armillary._store_values import default_annotator
 from armillary.catalogue import Catalogue, open_catalogue
+from armillary.cutouts import check_cutouts
 from armillary.errors import UnknownIdError
 from armillary.evaluation import Evaluation
 from armillary.learners import Learner, learner_name
@@ -61,6 +62,9 @@ class Candidate:
     model_version: int
     values: dict[str, Any] = field(default_factory=dict)
     images: dict[str, Path | None] = field(default_factory=dict)
+    #: Survey cutout URLs by name (see :mod:`armillary.cutouts`); None where the source
+    #: lacks a value the template needs.
+    cutouts: dict[str, str | None] = field(default_factory=dict)
 
 
 class Session(LabelsMixin):
@@ -101,6 +105,11 @@ class Session(LabelsMixin):
     extra_columns, image_columns : sequences of str
         Columns shown with each candidate; image columns hold paths to image files,
         relative to the catalogue's folder or absolute.
+    cutouts : mapping of str to str, optional
+        Survey cutouts shown with each candidate: a name for each and a URL template
+        filled in with the candidate's columns, e.g. ``{"Legacy Survey":
+        armillary.cutouts.legacy_survey("RA", "DEC")}``. The browser fetches them; see
+        :mod:`armillary.cutouts`.
     random_state : int
         Seeds learners, the cold-start order, samples and the tie-breaking of equal scores.
     annotator : str, optional
@@ -140,6 +149,7 @@ class Session(LabelsMixin):
         pool_sample: int | None = None,
         full_every: int = 20,
         balance: bool = False,
+        cutouts: Mapping[str, str] | None = None,
         validation: float = 0.2,
         test: float = 0.2,
     ) -> None:
@@ -154,6 +164,7 @@ class Session(LabelsMixin):
         self.features = check_features(features)
         self.extra_columns = check_columns(catalogue, extra_columns, "extra_columns")
         self.image_columns = check_columns(catalogue, image_columns, "image_columns")
+        self.cutouts = check_cutouts(cutouts, list(catalogue.columns), catalogue.source.name)
         self.label_column, self.label_map = check_label_column(
             catalogue, self.classes, label_column, label_map
         )
@@ -338,12 +349,17 @@ class Session(LabelsMixin):
         return None
 
     def candidate(self, position: int, score: float | None = None, version: int = 0) -> Candidate:
-        """A :class:`Candidate` for a row position, with its shown values and images."""
+        """A :class:`Candidate` for a row position: its shown values, images and cutouts."""
         values = self.catalogue.row(position, self.extra_columns) if self.extra_columns else {}
         images = {}
         if self.image_columns:
             raw = self.catalogue.row(position, self.image_columns)
             images = {name: self._image_path(raw[name]) for name in self.image_columns}
+        cutouts = {}
+        if self.cutouts:
+            needed = list(dict.fromkeys(c for t in self.cutouts for c in t.columns))
+            raw = self.catalogue.row(position, needed) if needed else {}
+            cutouts = {t.name: t.url(raw) for t in self.cutouts}
         return Candidate(
             id=self.catalogue.id_at(position),
             position=position,
@@ -351,6 +367,7 @@ class Session(LabelsMixin):
             model_version=version,
             values=values,
             images=images,
+            cutouts=cutouts,
         )
 
     def _image_path(self, value: Any) -> Path | None:

@@ -7,44 +7,16 @@ import json
 import sqlite3
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from jupyter_client import BlockingKernelClient
+from pane_helpers import KERNEL_READY, PANE, kernel_eval
 
 from armillary.session import default_annotator
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 pytestmark = pytest.mark.browser
-
-KERNEL_READY = """() => {
-  const w = window.jupyterapp?.shell?.currentWidget;
-  const k = w?.sessionContext?.session?.kernel;
-  return !!k && k.status === 'idle' && k.connectionStatus === 'connected';
-}"""
-PANE = ".armillary-dock .armillary-pane"
-
-
-def kernel_eval(lab, code: str) -> str:
-    """Run ``code`` in the notebook's own kernel and return what it printed."""
-    with urllib.request.urlopen(f"{lab.url}/api/sessions?token={lab.token}") as r:
-        sessions = json.load(r)
-    (kernel_id,) = {s["kernel"]["id"] for s in sessions}
-    client = BlockingKernelClient()
-    client.load_connection_file(str(lab.runtime / f"kernel-{kernel_id}.json"))
-    client.start_channels()
-    try:
-        out: list[str] = []
-        reply = client.execute_interactive(
-            code, timeout=60, output_hook=lambda m: out.append(m["content"].get("text", ""))
-        )
-        assert reply["content"]["status"] == "ok", reply["content"]
-        return "".join(out)
-    finally:
-        client.stop_channels()
-
 
 def wait_saved(page, n: int) -> None:
     page.wait_for_function(
