@@ -157,6 +157,21 @@ def test_an_estimator_instance_is_cloned_never_fitted(X, codes):
     assert mine.get_params() == {**tree.get_params(), "random_state": 5}
 
 
+def test_an_unseeded_estimator_is_seeded_from_random_state(X, codes):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rows = pick(codes, 20)
+    mine = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=5))
+    fitted = [Learner(mine, n_classes=3, random_state=3).fit(X[rows], codes[rows]) for _ in "ab"]
+    assert fitted[0].members_[0].get_params()["randomforestclassifier__random_state"] == 3
+    assert_array_equal(fitted[0].predict_proba(X), fitted[1].predict_proba(X))
+    assert mine.get_params()["randomforestclassifier__random_state"] is None  # not changed
+    own = Learner(RandomForestClassifier(n_estimators=5, random_state=11), n_classes=3)
+    assert own.fit(X[rows], codes[rows]).members_[0].random_state == 11
+
+
 def test_knn_with_fewer_labels_than_neighbours(X, codes):
     rows = np.concatenate([pick(codes, 2, classes=(0,)), pick(codes, 1, classes=(1,))])
     model = Learner("knn", n_classes=3).fit(X[rows], codes[rows])  # 3 labels, 5 neighbours

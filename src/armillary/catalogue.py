@@ -315,6 +315,15 @@ class Catalogue(IdLookup):
         self._add_derived(name, expression)
         return self
 
+    def restore_derived(self, name, expression):
+        """Add a derived column as another catalogue recorded it (:attr:`derived`), e.g.
+        from a run configuration; names as :meth:`combine` makes them (``"u-g"``) are
+        accepted. Returns ``self``."""
+        if not isinstance(name, str) or not name:
+            raise CatalogueError(f"a derived column needs a name, got {name!r}")
+        self._add_derived(name, expression)
+        return self
+
     def _add_derived(self, name, expression, functions=None):
         if name in self.df.get_column_names(virtual=False):
             raise CatalogueError(

@@ -78,7 +78,10 @@ LEARNERS: dict[str, Callable[[int | None], ClassifierMixin]] = {
 def make_learner(learner: str | ClassifierMixin, random_state: int | None = 0) -> ClassifierMixin:
     """Return an unfitted classifier for a name or a scikit-learn estimator.
 
-    An estimator instance is cloned, so the caller's object is never fitted or changed.
+    An estimator instance is cloned, so the caller's object is never fitted or changed;
+    a ``random_state`` it leaves as None (its own or a nested estimator's) is set to
+    ``random_state`` in the clone, so that a session with an estimator is as reproducible
+    as one with a name. One it sets is kept.
 
     Raises
     ------
@@ -99,7 +102,15 @@ def make_learner(learner: str | ClassifierMixin, random_state: int | None = 0) -
             f"learner must be a name or a scikit-learn classifier with predict_proba, "
             f"not {type(learner).__name__}"
         )
-    return clone(learner)
+    estimator = clone(learner)
+    if random_state is not None:
+        unseeded = {
+            name: random_state
+            for name, value in estimator.get_params(deep=True).items()
+            if value is None and (name == "random_state" or name.endswith("__random_state"))
+        }
+        estimator.set_params(**unseeded)
+    return estimator
 
 
 def learner_name(learner: Any) -> str:

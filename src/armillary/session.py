@@ -153,6 +153,12 @@ class Session(LabelsMixin):
         validation: float = 0.2,
         test: float = 0.2,
     ) -> None:
+        # What save_config records (the checked values replace these where there are some).
+        self._made_with = {
+            k: v
+            for k, v in locals().items()
+            if k not in ("self", "catalogue", "store", "annotator")
+        }
         if not isinstance(catalogue, Catalogue):
             catalogue = open_catalogue(catalogue)
         self.catalogue = catalogue
@@ -399,7 +405,11 @@ class Session(LabelsMixin):
             labelled = self.model.transform(self._X[self.training_data()[0]])
             clean = st.batch_scores(self.strategy, scores)
             pick = st.diverse_batch(
-                feats, clean, k, random_state=self.random_state, labelled=labelled,
+                feats,
+                clean,
+                k,
+                random_state=self.random_state,
+                labelled=labelled,
                 method=method,
             )
             positions = positions[pick]
@@ -576,6 +586,31 @@ class Session(LabelsMixin):
         return self.evaluation.save_model(path, overwrite=overwrite)
 
     # ------------------------------------------------------------------ views
+    def save_config(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write this session's set-up to a JSON run configuration; returns its path.
+
+        It records the catalogue (path, id column, derived columns, content identity),
+        the label store, and everything the session was made with, so that
+        :meth:`from_config` makes the same session again: same labels, same random state,
+        same candidates. See :mod:`armillary.run_config`.
+        """
+        from armillary.run_config import write_config
+
+        return write_config(self, path, overwrite=overwrite)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike, **overrides: Any) -> Session:
+        """Make the session a run configuration (:meth:`save_config`) describes.
+
+        Keyword arguments override what it records, e.g. ``catalogue=`` (a moved file),
+        ``store=`` or ``learner=``. Raises :class:`~armillary.run_config.ConfigError`
+        naming the file and what is wrong: not a configuration, written by a newer
+        Armillary, its catalogue or store missing, a catalogue with other contents.
+        """
+        from armillary.run_config import load_session
+
+        return load_session(cls, path, overrides)
+
     def pane(self) -> Any:
         """The labelling pane (a widget); the same pane on every call."""
         if self._pane is None:
