@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 
 # The version above comes first: the modules below (and the widget) read it.
 from armillary import cutouts, datasets
+from armillary.astronomical import session_from_astronomical
 from armillary.catalogue import Catalogue, open_catalogue
 from armillary.derive import register_combination
 from armillary.errors import ArmillaryError
@@ -32,6 +33,7 @@ __all__ = [
     "import_labels",
     "open_catalogue",
     "register_combination",
+    "session_from_astronomical",
 ]
 
 
