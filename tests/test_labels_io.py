@@ -149,6 +149,21 @@ def test_conflicting_classifiers_are_refused(store, config_catalogue, tmp_path):
     assert set(store.labels()["strategy"]) == {"Entropy"}
 
 
+def test_untrained_and_malformed_classifier_tabs(store, config_catalogue, tmp_path):
+    ids = config_catalogue.ids[:2].tolist()
+    path = tmp_path / "config.json"
+    tabs = {"0": {"id": ids, "y": [0, 1]}, "1": {"classifier": ["RForest"]}}
+    path.write_text(json.dumps({"labels_to_strings": {"0": "Star", "1": "Galaxy"},
+                                "classifiers": tabs}))  # fmt: skip
+    import_astronomical_config(store, config_catalogue, path)  # tab 1 was never trained
+    assert store.labels()["label"].tolist() == ["Star", "Galaxy"]
+    for bad in ({"id": ids}, {"y": [0, 1]}, {"id": "abc", "y": [0, 1, 2]}, ["not", "a", "tab"]):
+        path.write_text(json.dumps({"classifiers": {"0": bad}}))
+        with pytest.raises(LabelFileError, match=r"classifier '0' needs lists 'id' and 'y'"):
+            import_astronomical_config(store, config_catalogue, path, label_map={0: "Star"})
+    assert len(store.labels()) == 2
+
+
 def test_import_labels_tells_the_sources_apart(store, catalogue, tmp_path):
     assert len(import_labels(store, catalogue, "labels", label_map=LABEL_MAP)) > 0
     path = tmp_path / "test_set.json"

@@ -263,7 +263,14 @@ def _classifier_rows(classifiers: dict, keys: Sequence[str] | None, path: Path) 
     parts = []
     for key in chosen:
         entry = classifiers.get(key)
-        if not isinstance(entry, dict) or len(entry.get("id", ())) != len(entry.get("y", ())):
+        if isinstance(entry, dict) and "id" not in entry and "y" not in entry:
+            continue  # a classifier tab that was never trained: no labels
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("id"), list)
+            or not isinstance(entry.get("y"), list)
+            or len(entry["id"]) != len(entry["y"])
+        ):
             raise LabelFileError(
                 f"{path}: classifier {key!r} needs lists 'id' and 'y' of "
                 f"one length (classifiers present: {list(classifiers)})"
