@@ -23,6 +23,16 @@ export interface Candidate {
   image_name?: string | null;
   /** False when the session has no image columns: the pane then shows no image frame. */
   has_images?: boolean;
+  /** The candidate's (x, y) on each of `maps`; null where it has no value. */
+  map_positions?: Array<[number | null, number | null]>;
+}
+
+/** A density map of the whole catalogue: log counts as a PNG (y up) over `limits`. */
+export interface DensityMap {
+  x: string;
+  y: string;
+  limits: [[number, number], [number, number]];
+  png: DataView;
 }
 
 export interface Cutout {
@@ -50,6 +60,9 @@ export interface PaneModel {
   classes: ClassButton[];
   candidate: Candidate;
   image: DataView | null;
+  maps: DensityMap[];
+  /** Human labels on the maps: class index per label, and float32 (x, y) pairs per map. */
+  map_labels: { codes?: DataView; xy?: DataView[] };
   acked: Record<string, number>;
   recent: Act[];
   status: string;

@@ -4,7 +4,7 @@
 // is re-sent.
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import "./widget.css";
-import type { Act, Candidate, NackMessage, PaneModel } from "./types";
+import type { Act, Candidate, DensityMap, NackMessage, PaneModel } from "./types";
 
 type Model = AnyModel<PaneModel>;
 type ActState = "pending" | "saved" | "failed";
@@ -51,6 +51,7 @@ interface Parts {
   image: HTMLDivElement;
   values: HTMLTableElement;
   cutouts: HTMLDivElement;
+  maps: HTMLDivElement;
   buttons: HTMLDivElement;
   log: HTMLOListElement;
   status: HTMLDivElement;
@@ -72,7 +73,8 @@ function build(): Parts {
   const values = h("table", "arm-values");
   body.append(image, values);
   const cutouts = h("div", "arm-cutouts");
-  card.append(id, meta, body, cutouts);
+  const maps = h("div", "arm-maps");
+  card.append(id, meta, body, cutouts, maps);
   const buttons = h("div", "arm-buttons");
   const logTitle = h("div", "arm-section", "Recent");
   const log = h("ol", "arm-log");
@@ -80,7 +82,7 @@ function build(): Parts {
   const error = h("div", "arm-error");
   error.setAttribute("role", "alert");
   root.append(header, card, buttons, error, logTitle, log, status);
-  return { root, title, counts, id, meta, image, values, cutouts, buttons, log, status, error };
+  return { root, title, counts, id, meta, image, values, cutouts, maps, buttons, log, status, error };
 }
 
 function drawValues(table: HTMLTableElement, cand: Candidate): void {
@@ -140,6 +142,134 @@ function drawCutouts(box: HTMLDivElement, cand: Candidate): void {
   }
 }
 
+const MAP_PX = 132;
+
+/** The bytes of a binary buffer, copied into a fresh (aligned) ArrayBuffer. */
+function copyOf(view: DataView): ArrayBuffer {
+  return view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer;
+}
+
+/** One density map: the catalogue's counts, the candidate's place on them, the axes. */
+class MapView {
+  readonly el: HTMLElement;
+  private readonly canvas: HTMLCanvasElement;
+  private readonly note: HTMLElement;
+  private readonly image = new Image();
+  private readonly url: string;
+  private at: [number | null, number | null] | null = null;
+  private points: { xy: Float32Array; codes: Uint8Array; colours: string[] } | null = null;
+
+  constructor(private readonly spec: DensityMap) {
+    this.el = h("figure", "arm-map");
+    this.canvas = h("canvas", "arm-map-canvas");
+    const ratio = Math.ceil(globalThis.devicePixelRatio || 1);
+    this.canvas.width = this.canvas.height = MAP_PX * ratio;
+    this.canvas.style.width = this.canvas.style.height = `${MAP_PX}px`;
+    this.url = URL.createObjectURL(new Blob([copyOf(spec.png)], { type: "image/png" }));
+    this.image.onload = () => this.draw();
+    this.image.src = this.url;
+    const [[x0, x1], [y0, y1]] = spec.limits;
+    const fmt = (v: number) => Number(v.toPrecision(3)).toString();
+    const yLabel = h("div", "arm-map-y", spec.y);
+    yLabel.title = `${spec.y}: ${fmt(y0)} to ${fmt(y1)}`;
+    const xLabel = h("figcaption", "arm-map-x", spec.x);
+    xLabel.title = `${spec.x}: ${fmt(x0)} to ${fmt(x1)}`;
+    this.note = h("div", "arm-map-note");
+    const plot = h("div", "arm-map-plot");
+    plot.append(yLabel, this.canvas);
+    this.el.append(plot, xLabel, this.note);
+    this.el.title = `where this source sits among all rows: ${spec.y} against ${spec.x}`;
+  }
+
+  show(at: [number | null, number | null] | null): void {
+    this.at = at;
+    this.draw();
+  }
+
+  /** The labelled sources, as dots in their class colours. */
+  label(xy: Float32Array | null, codes: Uint8Array | null, colours: string[]): void {
+    this.points = xy && codes ? { xy, codes, colours } : null;
+    this.draw();
+  }
+
+  private drawPoints(ctx: CanvasRenderingContext2D, size: number): void {
+    if (!this.points) return;
+    const { xy, codes, colours } = this.points;
+    const [[x0, x1], [y0, y1]] = this.spec.limits;
+    const r = Math.max(2.5, size / 48);
+    ctx.lineWidth = Math.max(1, size / 200);
+    ctx.strokeStyle = "rgba(0, 0, 0, 0.75)";
+    for (let i = 0; i < codes.length; i++) {
+      const fx = (xy[2 * i] - x0) / (x1 - x0);
+      const fy = (xy[2 * i + 1] - y0) / (y1 - y0);
+      if (!(fx >= 0 && fx <= 1 && fy >= 0 && fy <= 1)) continue; // off the map, or NaN
+      ctx.fillStyle = colours[codes[i]] ?? "#888";
+      ctx.beginPath();
+      ctx.arc(fx * size, (1 - fy) * size, r, 0, 2 * Math.PI);
+      ctx.fill();
+      ctx.stroke();
+    }
+  }
+
+  private draw(): void {
+    const ctx = this.canvas.getContext("2d");
+    if (!ctx) return;
+    const size = this.canvas.width;
+    ctx.imageSmoothingEnabled = false;
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, size, size);
+    if (this.image.complete && this.image.naturalWidth) ctx.drawImage(this.image, 0, 0, size, size);
+    this.drawPoints(ctx, size);
+    const at = this.at;
+    this.note.textContent = "";
+    this.el.dataset.marker = "none";
+    if (!at) return;
+    if (at[0] === null || at[1] === null) {
+      this.note.textContent = "no value here";
+      return;
+    }
+    const [[x0, x1], [y0, y1]] = this.spec.limits;
+    const fx = (at[0] - x0) / (x1 - x0);
+    const fy = (at[1] - y0) / (y1 - y0);
+    const inside = fx >= 0 && fx <= 1 && fy >= 0 && fy <= 1;
+    const clamp = (f: number) => Math.min(1, Math.max(0, f));
+    const px = clamp(fx) * size;
+    const py = (1 - clamp(fy)) * size;
+    const r = size * 0.05;
+    // A white halo under a blue ring: visible on dense and empty parts alike, and unlike
+    // any class colour.
+    ctx.lineWidth = Math.max(4, size / 34);
+    ctx.strokeStyle = "rgba(255, 255, 255, 0.85)";
+    ctx.beginPath();
+    ctx.arc(px, py, r, 0, 2 * Math.PI);
+    ctx.stroke();
+    ctx.lineWidth = Math.max(2, size / 70);
+    ctx.strokeStyle = "#1a56db";
+    ctx.beginPath();
+    ctx.arc(px, py, r, 0, 2 * Math.PI);
+    ctx.stroke();
+    if (inside) {
+      ctx.beginPath();
+      ctx.moveTo(px - 2.2 * r, py);
+      ctx.lineTo(px - 1.2 * r, py);
+      ctx.moveTo(px + 1.2 * r, py);
+      ctx.lineTo(px + 2.2 * r, py);
+      ctx.moveTo(px, py - 2.2 * r);
+      ctx.lineTo(px, py - 1.2 * r);
+      ctx.moveTo(px, py + 1.2 * r);
+      ctx.lineTo(px, py + 2.2 * r);
+      ctx.stroke();
+    } else {
+      this.note.textContent = "off the map (marked at its edge)";
+    }
+    this.el.dataset.marker = inside ? "inside" : "edge";
+  }
+
+  dispose(): void {
+    URL.revokeObjectURL(this.url);
+  }
+}
+
 function drawCounts(el: HTMLElement, model: Model): void {
   const c = model.get("counts") ?? {};
   const pool = c.pool ?? 0;
@@ -173,6 +303,7 @@ function render({ model, el }: RenderProps<PaneModel>): () => void {
   let seq = 0;
   let actedOn: string | number | null | undefined = undefined;
   let imageUrl: string | null = null;
+  let mapViews: MapView[] = [];
   el.append(parts.root);
 
   const redrawLog = () => drawLog(parts.log, entries, model, client);
@@ -257,6 +388,26 @@ function render({ model, el }: RenderProps<PaneModel>): () => void {
     parts.meta.textContent = empty ? "" : [score, version].filter(Boolean).join(" · ");
     drawValues(parts.values, cand);
     drawCutouts(parts.cutouts, cand);
+    const at = cand.map_positions ?? [];
+    mapViews.forEach((view, i) => view.show(empty ? null : at[i] ?? null));
+  }
+
+  function drawMaps(): void {
+    for (const view of mapViews) view.dispose();
+    mapViews = (model.get("maps") ?? []).map((spec) => new MapView(spec));
+    parts.maps.replaceChildren(...mapViews.map((v) => v.el));
+    drawMapLabels();
+    drawCandidate();
+  }
+
+  function drawMapLabels(): void {
+    const given = model.get("map_labels") ?? {};
+    const codes = given.codes ? new Uint8Array(copyOf(given.codes)) : null;
+    const colours = (model.get("classes") ?? []).map((c) => c.colour);
+    mapViews.forEach((view, i) => {
+      const xy = given.xy?.[i];
+      view.label(xy ? new Float32Array(copyOf(xy)) : null, codes, colours);
+    });
   }
 
   function drawImage(): void {
@@ -295,6 +446,8 @@ function render({ model, el }: RenderProps<PaneModel>): () => void {
     ["change:status", () => (parts.status.textContent = model.get("status"))],
     ["change:error", () => (parts.error.textContent = model.get("error"))],
     ["change:classes", drawButtons],
+    ["change:maps", drawMaps],
+    ["change:map_labels", drawMapLabels],
     ["change:candidate", drawCandidate],
     ["change:image", drawImage],
     ["change:acked", onAcked],
@@ -313,6 +466,7 @@ function render({ model, el }: RenderProps<PaneModel>): () => void {
     model.off("msg:custom", onMessage);
     for (const e of entries) clearTimeout(e.timer);
     if (imageUrl) URL.revokeObjectURL(imageUrl);
+    for (const view of mapViews) view.dispose();
   };
 }
 

@@ -55,6 +55,7 @@ SETUP = {
     "extra_columns": ["RA", "DEC", "r"],
     "cutouts": {"LS": "https://www.legacysurvey.org/viewer/cutout.jpg?ra={RA}&dec={DEC}"},
     "random_state": 7,
+    "axes": [("g - r", "r - i"), ("r", "gi")],
     "queue_size": 64,
     "scale": "robust",
     "validation": 0.25,
@@ -107,6 +108,7 @@ def test_a_saved_run_comes_back_the_same(folder, opened):
     assert isinstance(again.learner, RandomForestClassifier)
     assert again.learner.get_params() == first.learner.get_params()
     assert again.cutouts[0].template == SETUP["cutouts"]["LS"]
+    assert again.axes == SETUP["axes"]
     assert len(again.labels) == 9
 
     # The same labels and random state: the same model, the same ranking.

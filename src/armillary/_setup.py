@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -32,6 +33,31 @@ def check_columns(catalogue: Catalogue, columns: Iterable[str], what: str) -> li
                 f"available columns: {', '.join(catalogue.columns)}"
             )
     return names
+
+
+def check_axes(
+    axes: Sequence[Sequence[str]] | None, features: list[str], catalogue: Catalogue
+) -> list[tuple[str, str]]:
+    """The session's ``axes`` for the pane's density maps: pairs (x, y) of numeric columns
+    or expressions; default the first two features; ``[]`` for none."""
+    if axes is None:
+        return [(features[0], features[1])] if len(features) >= 2 else []
+    pairs = []
+    for pair in axes:
+        if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise ArmillaryError(
+                "axes takes pairs (x, y) of columns or expressions, e.g. "
+                f"[('g - r', 'r - i')]; got {pair!r}"
+            )
+        for name in pair:
+            value = catalogue.row(0, [name])[name] if len(catalogue) else 0.0  # checks the name
+            if value is not None and not isinstance(value, numbers.Real):
+                raise ArmillaryError(
+                    f"axes: {name!r} is not numeric in {catalogue.source.name} "
+                    f"(its first value is {value!r}); pick a numeric column or expression"
+                )
+        pairs.append((str(pair[0]), str(pair[1])))
+    return pairs
 
 
 def check_features(features: Sequence[str]) -> list[str]:

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from armillary import plots
 from armillary.errors import ArmillaryError
 from armillary.widget import LabelPane
 
@@ -72,6 +73,10 @@ class PanePresenter:
                 )
             ],
         )
+        # Where each candidate sits: maps of every row, binned once.
+        self._maps = plots.SessionMaps(session)
+        self._maps_version = -1
+        self.pane.maps = [m.wire() for m in self._maps.maps]
         # Re-entrant: a listener may run in this thread (``session.refresh()``).
         self._lock = threading.RLock()
         #: The trainer's last failure; it stays on show until a model lands.
@@ -96,13 +101,20 @@ class PanePresenter:
                     {"name": k, "value": format_value(v)} for k, v in candidate.values.items()
                 ],
                 "has_images": bool(session.image_columns),
+                "map_positions": plots.positions(session, candidate.position),
                 "cutouts": [{"name": k, "url": v} for k, v in candidate.cutouts.items()],
                 "image_name": next(
                     (p.name for p in candidate.images.values() if p is not None), None
                 ),
             }
             image = next((read_image(p) for p in candidate.images.values() if p), b"")
+        labelled = None
+        if self._maps.maps and session.labels_version() != self._maps_version:
+            self._maps_version = session.labels_version()
+            labelled = self._maps.labelled()
         with self.pane.hold_sync():
+            if labelled is not None:
+                self.pane.map_labels = labelled
             self.pane.candidate = shown
             self.pane.image = image
             self.pane.counts = session.counts

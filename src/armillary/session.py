@@ -25,6 +25,7 @@ import pandas as pd
 from armillary import strategies as st
 from armillary._ids import catalogue_identity
 from armillary._setup import (
+    check_axes,
     check_classes,
     check_columns,
     check_features,
@@ -110,6 +111,10 @@ class Session(LabelsMixin):
         filled in with the candidate's columns, e.g. ``{"Legacy Survey":
         armillary.cutouts.legacy_survey("RA", "DEC")}``. The browser fetches them; see
         :mod:`armillary.cutouts`.
+    axes : sequence of (str, str), optional
+        Pairs of columns or expressions on which the pane shows where the candidate sits
+        on a density map of the whole catalogue; default the first two features, ``[]``
+        for none. See :mod:`armillary.plots`.
     random_state : int
         Seeds learners, the cold-start order, samples and the tie-breaking of equal scores.
     annotator : str, optional
@@ -150,6 +155,7 @@ class Session(LabelsMixin):
         full_every: int = 20,
         balance: bool = False,
         cutouts: Mapping[str, str] | None = None,
+        axes: Sequence[Sequence[str]] | None = None,
         validation: float = 0.2,
         test: float = 0.2,
     ) -> None:
@@ -171,6 +177,7 @@ class Session(LabelsMixin):
         self.extra_columns = check_columns(catalogue, extra_columns, "extra_columns")
         self.image_columns = check_columns(catalogue, image_columns, "image_columns")
         self.cutouts = check_cutouts(cutouts, list(catalogue.columns), catalogue.source.name)
+        self.axes = check_axes(axes, self.features, catalogue)
         self.label_column, self.label_map = check_label_column(
             catalogue, self.classes, label_column, label_map
         )

@@ -141,8 +141,8 @@ class Trainer:
                 return self.queue.version  # a blocking refresh already covered these labels
             if np.unique(snap.codes).size < 2:
                 self.model = None  # e.g. undo back to one class: the old model is gone
-                self._publish_cold(snap)
-                self._trained_on_version = snap.labels_version
+                if self._publish_cold(snap):
+                    self._trained_on_version = snap.labels_version
                 return self.queue.version
             model = Learner(
                 self.settings.learner,
@@ -201,8 +201,12 @@ class Trainer:
         rng = np.random.default_rng([s.random_state, snap.labels_version])
         return np.sort(rng.choice(len(self.X), size=s.pool_sample, replace=False))
 
-    def _publish_cold(self, snap: Snapshot) -> None:
-        """Seed set (zero labels) or farthest-first search (one class), as a queue."""
+    def _publish_cold(self, snap: Snapshot) -> bool:
+        """Seed set (zero labels) or farthest-first search (one class), as a queue.
+
+        Not published (returns False) when newer labels arrived meanwhile: the loop goes
+        again for them, and a queue for older labels never replaces the one on show.
+        """
         s = self.settings
         rng = np.random.default_rng(s.random_state)
         pool = np.flatnonzero(~snap.exclude)
@@ -220,6 +224,8 @@ class Trainer:
             else:
                 order, kind = st.explore_order(feats, labelled, s.queue_size), "explore"
         with self._publish_lock:
+            if self.source.labels_version() != snap.labels_version:
+                return False
             self.queue = Queue(
                 self.queue.version,
                 pool[order],
@@ -228,6 +234,7 @@ class Trainer:
                 kind,
             )
         self._notify("queue")
+        return True
 
     # -- listeners -------------------------------------------------------------------
     def on_change(self, callback: Callable[[str], None]) -> None:

@@ -36,8 +36,16 @@ class LabelPane(anywidget.AnyWidget):
     #: ``[{"name": str, "colour": "#rrggbb", "key": "1"}]`` in button order.
     classes = traitlets.List(traitlets.Dict()).tag(sync=True)
     #: The source on show: ``{"id", "score", "model_version", "values": [{"name",
-    #: "value"}], "image_name"}``; a missing value is ``None``. Empty when the pool is done.
+    #: "value"}], "image_name", "has_images", "cutouts", "map_positions"}``; a missing value
+    #: is ``None``. Empty when the pool is done.
     candidate = traitlets.Dict().tag(sync=True)
+    #: Density maps of the whole catalogue: ``[{"x", "y", "limits": [[x0, x1], [y0, y1]],
+    #: "png": bytes}]`` (the PNG a binary buffer; y up). The candidate's coordinates on
+    #: each are its ``map_positions``.
+    maps = traitlets.List(traitlets.Dict()).tag(sync=True)
+    #: The human labels on the maps: ``{"codes": uint8 bytes (class index), "xy": [float32
+    #: bytes of (x, y) pairs, one per map]}``.
+    map_labels = traitlets.Dict().tag(sync=True)
     #: PNG bytes of the candidate's image (empty when it has none).
     image = traitlets.Bytes(b"").tag(sync=True)
     #: Highest committed ``seq`` per client (view) id.

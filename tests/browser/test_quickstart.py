@@ -64,6 +64,30 @@ def test_quickstart_docks_pane_and_labels_reach_the_store(lab, browser):
         "Skip",
         "Undo",
     ]
+    # Where the source sits: one density map of the whole catalogue (the first two
+    # features), drawn, with the candidate marked on it.
+    the_map = page.locator(f"{PANE} .arm-map")
+    assert the_map.count() == 1
+    assert the_map.locator(".arm-map-x").inner_text() == "u - g"
+    assert the_map.locator(".arm-map-y").inner_text() == "g - r"
+    page.wait_for_function(
+        "() => ['inside', 'edge'].includes("
+        f"document.querySelector('{PANE} .arm-map').dataset.marker)"
+    )
+    drawn = page.evaluate(
+        f"""() => {{
+          const c = document.querySelector('{PANE} .arm-map canvas');
+          const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+          let grey = 0, marker = 0;
+          for (let i = 0; i < d.length; i += 4) {{
+            if (d[i] < 200 && d[i] === d[i + 1] && d[i + 1] === d[i + 2]) grey++;
+            if (d[i] < 60 && d[i + 1] < 120 && d[i + 2] > 180) marker++;
+          }}
+          return {{ grey, marker, total: d.length / 4 }};
+        }}"""
+    )
+    assert drawn["grey"] > 0.02 * drawn["total"]  # the catalogue's density
+    assert drawn["marker"] > 20  # the blue ring of the candidate
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "docked-pane.png"))
 
