@@ -15,6 +15,7 @@ farthest-first search for other classes when only one class has labels.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -254,7 +255,10 @@ class Trainer:
 def _standardise(pool: np.ndarray, labelled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Impute with pool medians and scale by robust spread, for distances."""
     finite = np.where(np.isfinite(pool), pool, np.nan)
-    with np.errstate(all="ignore"):
+    # A feature no pool row has (a tiny pool at its end): numpy warns "All-NaN slice";
+    # its median and spread fall back to 0 and 1 below.
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(finite, axis=0)
         q75, q25 = np.nanpercentile(finite, [75, 25], axis=0)
     med = np.where(np.isfinite(med), med, 0.0)
