@@ -123,3 +123,47 @@ def test_the_pane_gets_the_labelled_sources_on_each_map(make_session, catalogue,
     session.undo()
     presenter.show(session.next())
     assert np.frombuffer(presenter.pane.map_labels["codes"], np.uint8).size == 2
+
+
+def test_the_notebook_figure_shows_every_row_the_labels_and_the_candidate(
+    make_session, catalogue, truth
+):
+    session = make_session(axes=[("g - r", "r - i")])
+    for pos in (int(np.flatnonzero(truth == "Star")[0]), int(np.flatnonzero(truth == "QSO")[0])):
+        session.label(catalogue.id_at(pos), truth[pos])
+    plot = session.plot()
+    fig = plot.figure
+    assert (fig.xaxis.axis_label, fig.yaxis.axis_label) == ("g - r", "r - i")
+    (image,) = [r for r in fig.renderers if type(r.glyph).__name__ == "Image"]
+    level = np.asarray(image.data_source.data["image"][0])
+    (m,) = plots.session_maps(session)  # same limits; the figure has its own bins
+    assert level.shape == (60, 60)  # 3,000 rows: the coarsest default
+    assert np.nansum(np.expm1(level)) == pytest.approx(m.counts.sum())
+    scatter = [r for r in fig.renderers if type(r.glyph).__name__ == "Scatter"]
+    labelled, candidate = scatter
+    assert sorted(labelled.data_source.data["label"]) == ["QSO", "Star"]
+    assert set(labelled.data_source.data["id"]) == set(session.labels["id"].astype(str))
+    row = catalogue.row(session.next().position, ["g - r", "r - i"])
+    assert candidate.data_source.data["x"][0] == pytest.approx(row["g - r"])
+    page = plot.html()
+    assert "cdn.bokeh.org" not in page  # BokehJS inlined: works without internet
+    assert "Bokeh" in page
+    frame = plot._repr_html_()
+    assert frame.startswith('<iframe class="armillary-plot" srcdoc="')
+    assert 'srcdoc="&lt;!DOCTYPE html&gt;' in frame  # the page, escaped into the frame
+
+
+def test_a_saved_plot_is_a_standalone_page(make_session, tmp_path):
+    saved = make_session().plot().save(tmp_path / "plot.html")
+    text = saved.read_text(encoding="utf-8")
+    assert text.lstrip().startswith("<!DOCTYPE html>")
+    assert "cdn.bokeh.org" not in text
+    assert 'data-root-id="' in text
+
+
+def test_the_notebook_figure_takes_other_axes_and_refuses_none(make_session):
+    session = make_session(axes=[])
+    fig = session.plot("r", "log10(Lx)").figure
+    assert (fig.xaxis.axis_label, fig.yaxis.axis_label) == ("r", "log10(Lx)")
+    with pytest.raises(ArmillaryError, match="plot needs x and y"):
+        session.plot()

@@ -132,3 +132,105 @@ def positions(session: Session, position: int) -> list[list[float | None]]:
         xy = [row[x], row[y]]
         out.append([float(v) if v is not None and np.isfinite(float(v)) else None for v in xy])
     return out
+
+
+# --------------------------------------------------------------------------- notebook
+
+
+class Plot:
+    """A bokeh figure of the catalogue, shown in a notebook as a self-contained frame.
+
+    ``.figure`` is the :class:`bokeh.plotting.figure` (change it as you like, or show it
+    with bokeh's own tools); ``.save(path)`` writes a standalone HTML file. BokehJS is
+    inlined, never fetched: the plot works on a machine without internet access.
+    """
+
+    def __init__(self, figure: Any, height: int) -> None:
+        self.figure = figure
+        self._height = height
+
+    def html(self) -> str:
+        """The figure as a standalone HTML page (BokehJS inlined)."""
+        from bokeh.embed import file_html
+        from bokeh.resources import INLINE
+
+        return file_html(self.figure, INLINE, title=self.figure.title.text or "armillary")
+
+    def save(self, path: Any) -> Any:
+        from pathlib import Path
+
+        path = Path(path)
+        path.write_text(self.html(), encoding="utf-8")
+        return path
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return (
+            f'<iframe class="armillary-plot" srcdoc="{html.escape(self.html(), quote=True)}" '
+            f'style="width: 100%; height: {self._height + 30}px; border: 0" '
+            'sandbox="allow-scripts"></iframe>'
+        )
+
+
+def figure(
+    session: Session,
+    x: str | None = None,
+    y: str | None = None,
+    *,
+    bins: int | None = None,
+    height: int = 520,
+) -> Plot:
+    """Every row of the catalogue as a density image on ``x`` against ``y`` (default the
+    session's first axes), the human labels on top in their class colours (hover shows
+    id and label), and the session's next candidate as a blue ring. ``bins`` along each
+    axis default to about ``sqrt(rows) / 1.5`` (60 to 400): fine where the catalogue is
+    big, not speckled where it is small. The figure takes the frame's width."""
+    from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper
+    from bokeh.palettes import Greys256
+    from bokeh.plotting import figure as new_figure
+
+    if x is None or y is None:
+        if not session.axes:
+            raise ArmillaryError("plot needs x and y: the session has no axes")
+        x, y = session.axes[0]
+    xv, yv = axis_values(session, x), axis_values(session, y)
+    if bins is None:
+        bins = int(np.clip(np.sqrt(len(xv)) / 1.5, 60, 400))
+    limits = (robust_limits(xv, x), robust_limits(yv, y))
+    counts, _ = armillary_kernels.counts2d(xv, yv, limits, bins)
+    level = np.log1p(counts.T.astype(np.float64))
+    level[counts.T == 0] = np.nan
+    (x0, x1), (y0, y1) = limits
+    fig = new_figure(
+        height=height, sizing_mode="stretch_width", x_range=(x0, x1), y_range=(y0, y1),
+        title=f"{session.catalogue.name}: {len(session.catalogue):,} rows",
+        x_axis_label=x, y_axis_label=y, tools="pan,wheel_zoom,box_zoom,reset,save",
+        match_aspect=False,
+    )  # fmt: skip
+    mapper = LinearColorMapper(
+        palette=list(reversed(Greys256))[40:], low=0, high=max(float(np.nanmax(level)), 1.0),
+        nan_color=(0, 0, 0, 0),
+    )  # fmt: skip
+    fig.image(image=[level], x=x0, y=y0, dw=x1 - x0, dh=y1 - y0, color_mapper=mapper)
+    positions, codes = session.pool.training()
+    dots = fig.scatter(
+        "x", "y", source=ColumnDataSource({
+            "x": xv[positions], "y": yv[positions],
+            "id": [str(i) for i in session.catalogue.ids_at(positions)],
+            "label": [session.classes[c] for c in codes],
+            "colour": [session.colours[c] for c in codes],
+        }),
+        color="colour", legend_group="label", size=7, line_color="black", line_width=0.6,
+    )  # fmt: skip
+    fig.add_tools(HoverTool(renderers=[dots], tooltips=[("id", "@id"), ("label", "@label")]))
+    candidate = session.next()
+    if candidate is not None:
+        cx, cy = xv[candidate.position], yv[candidate.position]
+        fig.scatter(
+            [cx], [cy], marker="circle", size=20, fill_alpha=0, line_color="#1a56db",
+            line_width=3, legend_label=f"candidate {candidate.id}",
+        )  # fmt: skip
+    fig.legend.location = "top_left"
+    fig.legend.background_fill_alpha = 0.7
+    return Plot(fig, height)

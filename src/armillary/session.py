@@ -618,6 +618,14 @@ class Session(LabelsMixin):
 
         return load_session(cls, path, overrides)
 
+    def plot(self, x: str | None = None, y: str | None = None, **kwargs: Any) -> Any:
+        """The whole catalogue on ``x`` against ``y`` (default the first of :attr:`axes`),
+        your labels and the next candidate on it: a bokeh figure that a notebook shows
+        inline (see :func:`armillary.plots.figure`)."""
+        from armillary.plots import figure
+
+        return figure(self, x, y, **kwargs)
+
     def pane(self) -> Any:
         """The labelling pane (a widget); the same pane on every call."""
         if self._pane is None:

@@ -91,6 +91,12 @@ def test_quickstart_docks_pane_and_labels_reach_the_store(lab, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "docked-pane.png"))
 
+    # The notebook's plot: BokehJS inlined in a frame draws the catalogue without internet.
+    plot = page.frame_locator("iframe.armillary-plot")
+    plot.locator("canvas").first.wait_for(timeout=60_000)
+    page.locator("iframe.armillary-plot").scroll_into_view_if_needed()
+    page.locator("iframe.armillary-plot").screenshot(path=str(ARTIFACTS / "notebook-plot.png"))
+
     first = candidate(page)
     press(page, "1", 0)
     second = candidate(page)
