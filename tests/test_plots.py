@@ -61,10 +61,11 @@ def test_axes_may_be_any_numeric_columns_or_expressions(make_session, catalogue)
     with_lx = int(np.flatnonzero(np.isfinite(lx))[0])
     without = int(np.flatnonzero(np.isnan(lx))[0])
     row = catalogue.row(with_lx, ["g - r", "r - i", "r"])
-    got = plots.positions(session, with_lx)
+    where = plots.SessionMaps(session)
+    got = where.position(with_lx)
     assert got[0] == pytest.approx([row["g - r"], row["r - i"]])
     assert got[1] == pytest.approx([row["r"], np.log10(lx[with_lx])])
-    assert plots.positions(session, without)[1][1] is None
+    assert where.position(without)[1][1] is None
     assert make_session(axes=[]).axes == []
 
 

@@ -98,6 +98,14 @@ class SessionMaps:
                     self.values[name] = axis_values(session, name)
             self.maps.append(density_map(self.values[x], self.values[y], x, y))
 
+    def position(self, row: int) -> list[list[float | None]]:
+        """A row's coordinates on each map (None where missing), from the binned arrays."""
+        out = []
+        for m in self.maps:
+            xy = (float(self.values[m.x][row]), float(self.values[m.y][row]))
+            out.append([v if np.isfinite(v) else None for v in xy])
+        return out
+
     def labelled(self) -> dict[str, Any]:
         """The pane's ``map_labels``: class codes (uint8) of the human labels, and their
         (x, y) on each map (float32 pairs, NaN where missing), as binary buffers."""
@@ -119,19 +127,6 @@ class SessionMaps:
 def session_maps(session: Session) -> list[DensityMap]:
     """The density maps of the session's axes (every row of the catalogue)."""
     return SessionMaps(session).maps
-
-
-def positions(session: Session, position: int) -> list[list[float | None]]:
-    """A row's coordinates on each map (None where missing)."""
-    names = list(dict.fromkeys(n for pair in session.axes for n in pair))
-    if not names:
-        return []
-    row = session.catalogue.row(position, names)
-    out = []
-    for x, y in session.axes:
-        xy = [row[x], row[y]]
-        out.append([float(v) if v is not None and np.isfinite(float(v)) else None for v in xy])
-    return out
 
 
 # --------------------------------------------------------------------------- notebook

@@ -101,7 +101,7 @@ class PanePresenter:
                     {"name": k, "value": format_value(v)} for k, v in candidate.values.items()
                 ],
                 "has_images": bool(session.image_columns),
-                "map_positions": plots.positions(session, candidate.position),
+                "map_positions": self._maps.position(candidate.position),
                 "cutouts": [{"name": k, "url": v} for k, v in candidate.cutouts.items()],
                 "image_name": next(
                     (p.name for p in candidate.images.values() if p is not None), None
