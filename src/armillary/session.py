@@ -41,6 +41,7 @@ from armillary.evaluation import Evaluation
 from armillary.learners import Learner, learner_name
 from armillary.pool import Pool
 from armillary.session_io import LabelsMixin
+from armillary.session_views import ViewsMixin
 from armillary.store import LabelStore
 from armillary.trainer import CHUNK_ROWS, Settings, Snapshot, Trainer
 
@@ -68,7 +69,7 @@ class Candidate:
     cutouts: dict[str, str | None] = field(default_factory=dict)
 
 
-class Session(LabelsMixin):
+class Session(LabelsMixin, ViewsMixin):
     """Label a catalogue with a learner in the loop.
 
     Parameters
@@ -591,65 +592,6 @@ class Session(LabelsMixin):
         internals by default).
         """
         return self.evaluation.save_model(path, overwrite=overwrite)
-
-    # ------------------------------------------------------------------ views
-    def save_config(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write this session's set-up to a JSON run configuration; returns its path.
-
-        It records the catalogue (path, id column, derived columns, content identity),
-        the label store, and everything the session was made with, so that
-        :meth:`from_config` makes the same session again: same labels, same random state,
-        same candidates. See :mod:`armillary.run_config`.
-        """
-        from armillary.run_config import write_config
-
-        return write_config(self, path, overwrite=overwrite)
-
-    @classmethod
-    def from_config(cls, path: str | os.PathLike, **overrides: Any) -> Session:
-        """Make the session a run configuration (:meth:`save_config`) describes.
-
-        Keyword arguments override what it records, e.g. ``catalogue=`` (a moved file),
-        ``store=`` or ``learner=``. Raises :class:`~armillary.run_config.ConfigError`
-        naming the file and what is wrong: not a configuration, written by a newer
-        Armillary, its catalogue or store missing, a catalogue with other contents.
-        """
-        from armillary.run_config import load_session
-
-        return load_session(cls, path, overrides)
-
-    def plot(self, x: str | None = None, y: str | None = None, **kwargs: Any) -> Any:
-        """The whole catalogue on ``x`` against ``y`` (default the first of :attr:`axes`),
-        your labels and the next candidate on it: a bokeh figure that a notebook shows
-        inline (see :func:`armillary.plots.figure`)."""
-        from armillary.plots import figure
-
-        return figure(self, x, y, **kwargs)
-
-    def pane(self) -> Any:
-        """The labelling pane (a widget); the same pane on every call."""
-        if self._pane is None:
-            from armillary.presenter import PanePresenter
-
-            self._pane = PanePresenter(self).pane
-        return self._pane
-
-    def dock(self, area: str = "right") -> None:
-        """Show the pane in JupyterLab's side panel (again, if it was closed)."""
-        from armillary.widget import Dock
-
-        pane = self.pane()
-        if self._dock is None:
-            self._dock = Dock(child=pane, title=self.catalogue.name, area=area)
-        elif self._dock.docked:
-            self._dock.send({"type": "open"})
-        else:
-            self._dock.docked = True
-
-    def undock(self) -> None:
-        """Close the side-panel tab; the session and its labels stay."""
-        if self._dock is not None:
-            self._dock.docked = False
 
     def close(self) -> None:
         """Stop the background trainer and close the store."""
