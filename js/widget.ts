@@ -179,6 +179,8 @@ class MapView {
     plot.append(yLabel, this.canvas);
     this.el.append(plot, xLabel, this.note);
     this.el.title = `where this source sits among all rows: ${spec.y} against ${spec.x}`;
+    this.canvas.setAttribute("role", "img");
+    this.canvas.setAttribute("aria-label", this.el.title);
   }
 
   show(at: [number | null, number | null] | null): void {

@@ -141,6 +141,17 @@ def test_cutouts_load_from_the_survey_for_each_source(lab, browser, survey):
         .startswith(f"http://127.0.0.1:{port}/cutout.png?ra={position['RA']:.6f}")
     )
 
+    # By keyboard: Tab from the pane reaches the cutout's link, with a visible focus ring
+    # (the frame clips its content, so the ring is drawn on the frame).
+    page.locator(PANE).focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.closest('.arm-cutout') !== null")
+    ring = page.locator(f"{PANE} .arm-cutout:first-child .arm-cutout-frame").evaluate(
+        "el => getComputedStyle(el).boxShadow"
+    )
+    assert ring != "none"
+    page.locator(PANE).screenshot(path=str(ARTIFACTS / "pane-cutout-focus.png"))
+
     # Labelling moves on to another source, and its cutout is fetched in turn.
     n = len(survey.queries)
     page.locator(PANE).focus()
