@@ -17,16 +17,13 @@ gets no URL, and the pane says so.
 
 from __future__ import annotations
 
-import math
-import numbers
 import string
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
+from armillary._plain import plain_value
 from armillary.errors import ArmillaryError, ColumnNotFoundError
 
 __all__ = ["CutoutTemplate", "check_cutouts", "legacy_survey", "sdss"]
@@ -72,7 +69,7 @@ class CutoutTemplate:
             out.append(literal)
             if field is None:
                 continue
-            value = _plain(values.get(field))
+            value = plain_value(values.get(field))
             if value is None:
                 return None
             if conversion:
@@ -83,24 +80,6 @@ class CutoutTemplate:
                 return None  # a value this spec cannot format: no picture, not a crash
             out.append(_quoted(text))
         return "".join(out)
-
-
-def _plain(value: Any) -> Any:
-    """A catalogue value as a plain Python value; None when missing."""
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode(errors="replace")
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, np.floating):  # its own shortest digits: 277.83542, not ...259765625
-        return value if np.isfinite(value) else None
-    if isinstance(value, numbers.Real):
-        x = float(value)
-        return x if math.isfinite(x) else None
-    return value
 
 
 def check_cutouts(

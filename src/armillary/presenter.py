@@ -8,14 +8,15 @@ message's ``seq``, then shows the next candidate. An act that fails is answered 
 
 from __future__ import annotations
 
-import math
-import numbers
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from armillary import plots
+from armillary._plain import plain_value
 from armillary.errors import ArmillaryError
 from armillary.widget import LabelPane
 
@@ -29,22 +30,12 @@ RECENT_LENGTH = 8
 
 def format_value(value: Any) -> str | None:
     """A value for people: ``None`` when missing (NaN, masked, empty); 6 significant digits."""
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode(errors="replace")
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        x = float(value)
-        if not math.isfinite(x):
-            return None
+    value = plain_value(value)
+    if isinstance(value, float | np.floating):
         # Six significant digits: RA 277.835, DEC -7.56772, r 21.0029 (exponent form
         # from 1e6 and below 1e-4).
-        return f"{x:.6g}"
-    return str(value)
+        return f"{value:.6g}"
+    return None if value is None else str(value)
 
 
 def read_image(path: Path | None) -> bytes:
