@@ -46,7 +46,7 @@ def test_limits_of_a_constant_or_empty_axis():
 def test_the_session_axes_default_to_its_first_two_features(make_session, catalogue):
     session = make_session()
     assert session.axes == [(session.features[0], session.features[1])]
-    (m,) = plots.session_maps(session)
+    (m,) = plots.SessionMaps(session).maps
     u_g = catalogue.to_numpy([session.features[0]])[:, 0]
     assert m.counts.sum() + m.outside == np.count_nonzero(
         np.isfinite(u_g) & np.isfinite(catalogue.to_numpy([session.features[1]])[:, 0])
@@ -55,7 +55,7 @@ def test_the_session_axes_default_to_its_first_two_features(make_session, catalo
 
 def test_axes_may_be_any_numeric_columns_or_expressions(make_session, catalogue):
     session = make_session(axes=[("g - r", "r - i"), ("r", "log10(Lx)")])
-    maps = plots.session_maps(session)
+    maps = plots.SessionMaps(session).maps
     assert [(m.x, m.y) for m in maps] == [("g - r", "r - i"), ("r", "log10(Lx)")]
     lx = catalogue.column("Lx")
     with_lx = int(np.flatnonzero(np.isfinite(lx))[0])
@@ -91,7 +91,7 @@ def test_the_pane_gets_the_maps_and_each_candidate_its_place(make_session, catal
     (wire,) = presenter.pane.maps
     assert (wire["x"], wire["y"]) == ("g - r", "r - i")
     assert wire["png"][:8] == b"\x89PNG\r\n\x1a\n"
-    (m,) = plots.session_maps(session)
+    (m,) = plots.SessionMaps(session).maps
     assert wire["limits"] == [list(m.limits[0]), list(m.limits[1])]
     candidate = session.next()
     row = catalogue.row(candidate.position, ["g - r", "r - i"])
@@ -137,7 +137,7 @@ def test_the_notebook_figure_shows_every_row_the_labels_and_the_candidate(
     assert (fig.xaxis.axis_label, fig.yaxis.axis_label) == ("g - r", "r - i")
     (image,) = [r for r in fig.renderers if type(r.glyph).__name__ == "Image"]
     level = np.asarray(image.data_source.data["image"][0])
-    (m,) = plots.session_maps(session)  # same limits; the figure has its own bins
+    (m,) = plots.SessionMaps(session).maps  # same limits; the figure has its own bins
     assert level.shape == (60, 60)  # 3,000 rows: the coarsest default
     assert np.nansum(np.expm1(level)) == pytest.approx(m.counts.sum())
     scatter = [r for r in fig.renderers if type(r.glyph).__name__ == "Scatter"]

@@ -66,10 +66,18 @@ def robust_limits(values: np.ndarray, name: str) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def binned(
+    x_values: np.ndarray, y_values: np.ndarray, x: str, y: str, bins: int
+) -> tuple[tuple[tuple[float, float], tuple[float, float]], np.ndarray]:
+    """Robust limits of both axes, and every row's count in a ``bins`` x ``bins`` grid."""
+    limits = (robust_limits(x_values, x), robust_limits(y_values, y))
+    counts, _ = armillary_kernels.counts2d(x_values, y_values, limits, bins)
+    return limits, counts
+
+
 def density_map(x_values: np.ndarray, y_values: np.ndarray, x: str, y: str) -> DensityMap:
     """Bin every row and draw the counts (log scale, darker is denser)."""
-    limits = (robust_limits(x_values, x), robust_limits(y_values, y))
-    counts, _ = armillary_kernels.counts2d(x_values, y_values, limits, MAP_BINS)
+    limits, counts = binned(x_values, y_values, x, y, MAP_BINS)
     finite = int(np.count_nonzero(np.isfinite(x_values) & np.isfinite(y_values)))
     outside = finite - int(counts.sum())
     level = np.log1p(counts.T[::-1].astype(np.float64))  # rows from the top: y up
@@ -122,11 +130,6 @@ class SessionMaps:
                 for m in self.maps
             ],
         }
-
-
-def session_maps(session: Session) -> list[DensityMap]:
-    """The density maps of the session's axes (every row of the catalogue)."""
-    return SessionMaps(session).maps
 
 
 # --------------------------------------------------------------------------- notebook
@@ -192,8 +195,7 @@ def figure(
     xv, yv = axis_values(session, x), axis_values(session, y)
     if bins is None:
         bins = int(np.clip(np.sqrt(len(xv)) / 1.5, 60, 400))
-    limits = (robust_limits(xv, x), robust_limits(yv, y))
-    counts, _ = armillary_kernels.counts2d(xv, yv, limits, bins)
+    limits, counts = binned(xv, yv, x, y, bins)
     level = np.log1p(counts.T.astype(np.float64))
     level[counts.T == 0] = np.nan
     (x0, x1), (y0, y1) = limits
