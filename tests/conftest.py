@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from armillary import Catalogue, Session, datasets, open_catalogue
+from helpers import ASTRONOMICAL_CONFIG
 
 #: Rows of the shared example catalogue, and how many of them (the first) have a thumbnail.
 N_ROWS = 3000
@@ -65,6 +67,14 @@ def session_kwargs() -> dict[str, Any]:
         "random_state": 0,
         "annotator": "ada",
     }
+
+
+@pytest.fixture
+def config() -> dict[str, Any]:
+    """AstronomicAL's example configuration, read; skips when ``../shared`` is absent."""
+    if not ASTRONOMICAL_CONFIG.is_file():
+        pytest.skip(f"the AstronomicAL example configuration is not at {ASTRONOMICAL_CONFIG}")
+    return json.loads(ASTRONOMICAL_CONFIG.read_text())
 
 
 @pytest.fixture

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+#: AstronomicAL's example configuration, in ``../shared`` beside the checkout (absent on a
+#: user's machine: the ``config`` fixture then skips).
+ASTRONOMICAL_CONFIG = (
+    Path(__file__).parents[2] / "shared" / "fixtures" / "astronomical_example_config.json"
+)
 
 
 def label_rows(session, positions, truth, wrong=None) -> list:

@@ -19,8 +19,8 @@ from armillary.errors import (
     LabelFileError,
     UnknownIdError,
 )
+from helpers import ASTRONOMICAL_CONFIG as CONFIG
 
-CONFIG = Path(__file__).parents[2] / "shared" / "fixtures" / "astronomical_example_config.json"
 FAST = {"learner": "decision-tree"}  # where the learner is not under test
 # Tests that expect a warning catch it with pytest.warns; elsewhere it is no news.
 pytestmark = pytest.mark.filterwarnings("ignore::armillary.errors.ArmillaryWarning")
@@ -41,13 +41,6 @@ def sessions():
 
 
 # -- the example configuration (../shared) ---------------------------------------------
-
-
-@pytest.fixture
-def config():
-    if not CONFIG.is_file():
-        pytest.skip(f"the AstronomicAL example configuration is not at {CONFIG}")
-    return json.loads(CONFIG.read_text())
 
 
 @pytest.fixture

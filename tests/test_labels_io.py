@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,11 +21,11 @@ from armillary.labels_io import (
     labels_table,
 )
 from armillary.store import LabelStore
+from helpers import ASTRONOMICAL_CONFIG as CONFIG
 
 CLASSES = ["Star", "Galaxy", "QSO"]
 LABEL_MAP = {0: "Star", 1: "Galaxy", 2: "QSO"}
 ADA = {"annotator": "ada", "session_id": "s1"}
-CONFIG = Path(__file__).parents[2] / "shared" / "fixtures" / "astronomical_example_config.json"
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +88,6 @@ def test_test_set_ids_follow_an_integer_catalogue(tmp_path, catalogue):
         path.write_text(json.dumps({"seven": 1}))
         with pytest.raises(LabelFileError, match="not an integer"):
             import_astronomical_test_set(store, numbered, path, LABEL_MAP)
-
-
-@pytest.fixture
-def config():
-    if not CONFIG.is_file():
-        pytest.skip(f"the AstronomicAL example configuration is not at {CONFIG}")
-    return json.loads(CONFIG.read_text())
 
 
 @pytest.fixture

@@ -67,8 +67,9 @@ def catalogue_at(path):
     return open_catalogue(path, id_column="ID").derive("gi", "g - i")
 
 
-def test_a_saved_run_comes_back_the_same(folder, opened):
-    first = make(
+def forest_session(opened, folder):
+    """The set-up, with a small forest object and modAL's margin, on ``folder``'s files."""
+    return make(
         opened,
         catalogue_at(folder / "sky.fits"),
         **SETUP,
@@ -76,6 +77,10 @@ def test_a_saved_run_comes_back_the_same(folder, opened):
         strategy=margin_sampling,
         store=folder / "run.labels.sqlite",
     )
+
+
+def test_a_saved_run_comes_back_the_same(folder, opened):
+    first = forest_session(opened, folder)
     truth = first.catalogue.column("true_label")
     names = np.array(first.classes)[truth]
     rows = pool_rows(first, names, per_class=3)
@@ -112,14 +117,7 @@ def test_a_saved_run_comes_back_the_same(folder, opened):
     assert len(again.labels) == 9
 
     # The same labels and random state: the same model, the same ranking.
-    replay = make(
-        opened,
-        catalogue_at(moved / "sky.fits"),
-        **SETUP,
-        learner=RandomForestClassifier(n_estimators=7, max_depth=4),
-        strategy=margin_sampling,
-        store=moved / "run.labels.sqlite",
-    )
+    replay = forest_session(opened, moved)
     again.refresh()
     replay.refresh()
     assert again.query(10) == replay.query(10)

@@ -33,3 +33,14 @@ def kernel_eval(lab, code: str) -> str:
         return "".join(out)
     finally:
         client.stop_channels()
+
+
+def run_notebook(page, lab, name: str, workspace: str | None = None) -> None:
+    """Open notebook ``name`` (in a workspace of its own, if named), run every cell, and
+    wait until the pane shows a source and the kernel is idle again."""
+    where = f"workspaces/{workspace}/tree" if workspace else "tree"
+    page.goto(f"{lab.url}/lab/{where}/{name}?token={lab.token}")
+    page.wait_for_function(KERNEL_READY, timeout=120_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(f"{PANE}[data-candidate]:not([data-candidate=''])", timeout=180_000)
+    page.wait_for_function(KERNEL_READY, timeout=180_000)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pane_helpers import KERNEL_READY, PANE, kernel_eval
+from pane_helpers import KERNEL_READY, PANE, kernel_eval, run_notebook
 
 from armillary.session import default_annotator
 
@@ -44,11 +44,7 @@ def press(page, key: str, saved_before: int) -> None:
 def test_quickstart_docks_pane_and_labels_reach_the_store(lab, browser):
     started = dt.datetime.now(dt.UTC)
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{lab.url}/lab/tree/quickstart.ipynb?token={lab.token}")
-    page.wait_for_function(KERNEL_READY, timeout=120_000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_selector(f"{PANE}[data-candidate]:not([data-candidate=''])", timeout=180_000)
-    page.wait_for_function(KERNEL_READY, timeout=180_000)
+    run_notebook(page, lab, "quickstart.ipynb")
 
     # The pane is docked in the right side panel, titled with the catalogue's name.
     dock = page.locator("#jp-right-stack .armillary-dock")

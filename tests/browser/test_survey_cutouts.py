@@ -16,7 +16,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from pane_helpers import KERNEL_READY, PANE, kernel_eval
+from pane_helpers import PANE, kernel_eval, run_notebook
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
@@ -100,11 +100,7 @@ def test_cutouts_load_from_the_survey_for_each_source(lab, browser, survey):
         lab.root / "cutouts.ipynb", [c.format(port=port, dead=closed_port()) for c in CELLS]
     )
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{lab.url}/lab/workspaces/cutouts/tree/cutouts.ipynb?token={lab.token}")
-    page.wait_for_function(KERNEL_READY, timeout=120_000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_selector(f"{PANE}[data-candidate]:not([data-candidate=''])", timeout=180_000)
-    page.wait_for_function(KERNEL_READY, timeout=180_000)
+    run_notebook(page, lab, "cutouts.ipynb", workspace="cutouts")
 
     # This session has no image columns: no empty image frame beside the values.
     assert not page.locator(f"{PANE} .arm-image").is_visible()
